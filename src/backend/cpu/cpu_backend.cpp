@@ -1,0 +1,95 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <omp.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "core/error.h"
+
+namespace kiln {
+
+bool parse_dtype_choice(const std::string& name, DTypeChoice* choice) {
+  if (name == "auto") *choice = DTypeChoice::auto_;
+  else if (name == "fp32") *choice = DTypeChoice::fp32;
+  else if (name == "bf16") *choice = DTypeChoice::bf16;
+  else return false;
+  return true;
+}
+
+DType resolve_cpu_dtype(DTypeChoice choice) {
+  switch (choice) {
+    case DTypeChoice::fp32: return DType::f32;
+    case DTypeChoice::bf16:
+      if (active_isa() != Isa::avx512)
+        fail_input("--dtype", "bf16 GEMMs need AVX-512 on the CPU", "avx512",
+                   std::string(isa_name(active_isa())) + "; use --dtype fp32 or auto");
+      return DType::bf16;
+    case DTypeChoice::auto_: return bf16_gemm_native() ? DType::bf16 : DType::f32;
+  }
+  return DType::f32;
+}
+
+CpuBackend::CpuBackend(const CpuBackendOptions& options) : options_(options) {
+  if (options.threads > 0) omp_set_num_threads(options.threads);
+  if (options.compute_dtype == DType::bf16 && active_isa() != Isa::avx512)
+    fail_input("--dtype", "bf16 GEMMs need AVX-512 on the CPU", "avx512", isa_name(active_isa()));
+  gemm_.reset(create_gemm_cache());
+}
+
+CpuBackend::~CpuBackend() = default;
+
+int CpuBackend::threads() const { return omp_get_max_threads(); }
+
+std::string CpuBackend::name() const {
+  const CpuFeatures& f = cpu_features();
+  std::string s = std::string("cpu ") + isa_name(active_isa());
+  if (active_isa() == Isa::avx512 && f.amx_bf16) s += " amx-bf16";
+  else if (active_isa() == Isa::avx512 && f.avx512_bf16) s += " avx512-bf16";
+  s += std::string(", ") + dtype_name(options_.compute_dtype) + " GEMMs, " +
+       std::to_string(threads()) + " threads";
+  return s;
+}
+
+void* CpuBackend::alloc(size_t bytes) {
+  const size_t rounded = (bytes + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+  if (!p) fail_runtime("cpu backend", "out of memory allocating " + std::to_string(bytes) + " bytes");
+  return p;
+}
+
+void CpuBackend::release(void* ptr) { std::free(ptr); }
+
+void CpuBackend::upload(void* dst, const void* host_src, size_t bytes) {
+  std::memcpy(dst, host_src, bytes);
+}
+
+void CpuBackend::download(void* host_dst, const void* src, size_t bytes) {
+  std::memcpy(host_dst, src, bytes);
+}
+
+void CpuBackend::copy(void* dst, const void* src, size_t bytes) {
+  char* d = static_cast<char*>(dst);
+  const char* s = static_cast<const char*>(src);
+  const int64_t chunk = 1 << 20;
+  const int64_t n_chunks = (int64_t(bytes) + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const int64_t begin = c * chunk, end = std::min<int64_t>(int64_t(bytes), begin + chunk);
+    std::memcpy(d + begin, s + begin, size_t(end - begin));
+  }
+}
+
+void CpuBackend::zero(void* dst, size_t bytes) {
+  char* d = static_cast<char*>(dst);
+  const int64_t chunk = 1 << 20;
+  const int64_t n_chunks = (int64_t(bytes) + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    const int64_t begin = c * chunk, end = std::min<int64_t>(int64_t(bytes), begin + chunk);
+    std::memset(d + begin, 0, size_t(end - begin));
+  }
+}
+
+}  // namespace kiln

@@ -1,0 +1,53 @@
+// The shape of a Llama-family model. Every size in Kiln comes from here.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace kiln {
+
+struct ModelConfig {
+  int dim = 0;          // C: width of the residual stream
+  int n_layers = 0;     // L
+  int n_heads = 0;      // H: query heads
+  int n_kv_heads = 0;   // key/value heads (GQA); divides n_heads
+  int head_dim = 0;     // D: per-head width; 0 in JSON means dim / n_heads
+  int hidden_dim = 0;   // FFN width (SwiGLU)
+  int vocab_size = 0;   // V
+  int max_seq_len = 0;  // longest T the model is meant for (RoPE table length)
+  double norm_eps = 1e-5;
+  double rope_theta = 10000.0;
+  bool tie_embeddings = false;  // classifier shares model.embed_tokens.weight
+  std::string name;             // preset name or file it came from, for reports
+
+  int q_dim() const { return n_heads * head_dim; }      // H * D
+  int kv_dim() const { return n_kv_heads * head_dim; }  // Hkv * D
+  int qkv_dim() const { return q_dim() + 2 * kv_dim(); }
+
+  // Throws InputError naming the field when the config cannot describe a model.
+  // `where` names the source (a file path or "preset stories15M").
+  void validate(const std::string& where) const;
+
+  int64_t num_params() const;  // every parameter, the classifier once when tied
+  // Matmul FLOPs of one training step per token (forward + backward = 3 x forward),
+  // with causal attention over T tokens counted as half of the full T x T.
+  double train_flops_per_token(int T) const;
+};
+
+// Presets: stories260K, stories15M, stories42M, stories110M, qwen2.5-0.5b.
+std::vector<std::string> preset_names();
+bool find_preset(const std::string& name, ModelConfig* config);
+
+// JSON in Kiln's own field names, or a Hugging Face config.json (hidden_size,
+// num_hidden_layers, ...): both are accepted on reading.
+ModelConfig config_from_json(const nlohmann::json& j, const std::string& where);
+nlohmann::json config_to_json(const ModelConfig& config);     // Kiln field names
+nlohmann::json config_to_hf_json(const ModelConfig& config);  // HF LlamaConfig
+ModelConfig load_config_file(const std::string& path);        // reads + validates
+
+// "stories15M" -> preset; "*.json" -> file. Throws InputError otherwise.
+ModelConfig resolve_config(const std::string& preset_or_path);
+
+}  // namespace kiln

@@ -1,0 +1,46 @@
+// The plain fp64 oracle, one function per op. Loops only: no SIMD, no blocking,
+// no cleverness. Semantics are exactly those documented in src/backend/backend.h;
+// every fast kernel is tested against these. Buffers are row-major std::vector<double>.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace kiln::ref {
+
+using Vec = std::vector<double>;
+
+// C[M,N] (= or +=) op(A) op(B), storage as Backend::matmul.
+void matmul(Vec& C, const Vec& A, const Vec& B, int64_t M, int64_t N, int64_t K, bool trans_a,
+            bool trans_b, bool accumulate);
+
+void embedding_forward(Vec& out, const std::vector<int32_t>& tokens, const Vec& table, int C);
+void embedding_backward(Vec& dtable, const std::vector<int32_t>& tokens, const Vec& dout, int C);
+
+void rmsnorm_forward(Vec& out, Vec& rstd, const Vec& x, const Vec& weight, int64_t N, int C, double eps);
+void rmsnorm_backward(Vec& dx, Vec& dweight, const Vec& dout, const Vec& x, const Vec& weight,
+                      const Vec& rstd, int64_t N, int C);  // both +=
+
+void rope_forward(Vec& qkv, int B, int T, int H, int Hkv, int D, double theta, int pos0);
+void rope_backward(Vec& dqkv, int B, int T, int H, int Hkv, int D, double theta, int pos0);
+
+// Materialises the full score matrix (it is the oracle; memory does not matter here).
+void attention_forward(Vec& out, Vec& lse, const Vec& qkv, int B, int T, int H, int Hkv, int D);
+void attention_backward(Vec& dqkv, const Vec& dout, const Vec& qkv, int B, int T, int H, int Hkv,
+                        int D);  // dqkv (=)
+
+void swiglu_forward(Vec& out, const Vec& h13, int64_t N, int F);
+void swiglu_backward(Vec& dh13, const Vec& dout, const Vec& h13, int64_t N, int F);
+
+// losses (=), and when dx is not null: dx (=), dW (+=). targets < 0: no target.
+void classifier_forward_backward(Vec& losses, Vec* dx, Vec* dW, const Vec& x, const Vec& W,
+                                 const std::vector<int32_t>& targets, int64_t N, int C, int V,
+                                 double dloss);
+
+double global_norm(const Vec& g);
+struct AdamWHyperRef {
+  double lr, beta1, beta2, eps, weight_decay, max_norm;
+  int64_t step;
+};
+void adamw(Vec& params, const Vec& grads, Vec& m, Vec& v, const AdamWHyperRef& hyper, double grad_norm);
+
+}  // namespace kiln::ref
