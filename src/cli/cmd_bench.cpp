@@ -1,0 +1,139 @@
+// kiln bench: end-to-end training-step throughput (--model ...), or the
+// machine's measured GEMM ceilings (--peak) that MFU is reported against.
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <omp.h>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/gemm_peak.h"
+#include "cli/command.h"
+#include "core/cpu_features.h"
+#include "core/error.h"
+#include "train/step_benchmark.h"
+
+namespace kiln::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model = "stories110M";
+  std::string dtype = "auto";
+  std::string device = "cpu";
+  int batch = 4, seq = 256, steps = 5, warmup = 1, threads = 0;
+  bool peak = false, json = false;
+};
+
+std::filesystem::path peak_cache_path() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  std::filesystem::path base = xdg && *xdg ? xdg : (home && *home ? std::filesystem::path(home) / ".cache" : "/tmp");
+  return base / "kiln" / "gemm-peak.json";
+}
+
+// The measured peak for this CPU model and thread count, if `kiln bench --peak` saved one.
+double cached_peak(const std::string& dtype, int threads) {
+  std::ifstream in(peak_cache_path());
+  if (!in) return 0;
+  try {
+    nlohmann::json j = nlohmann::json::parse(in);
+    if (j.value("cpu", "") != cpu_features().model_name || j.value("threads", 0) != threads) return 0;
+    return j.value(dtype == "bf16" ? "bf16_tflops" : "fp32_tflops", 0.0);
+  } catch (const std::exception&) {
+    return 0;  // a damaged cache is just re-measured
+  }
+}
+
+int run_peak(const BenchArgs& a) {
+  CpuBackendOptions options;
+  options.threads = a.threads;
+  CpuBackend backend(options);
+  GemmPeak peak = measure_cpu_gemm_peak(backend, 6.0);
+  nlohmann::json j = {{"cpu", cpu_features().model_name}, {"threads", backend.threads()},
+                      {"fp32_tflops", peak.fp32_tflops}, {"bf16_tflops", peak.bf16_tflops},
+                      {"detail", peak.detail}};
+  std::error_code ec;
+  std::filesystem::create_directories(peak_cache_path().parent_path(), ec);
+  const auto tmp = peak_cache_path().string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump(2) << "\n";
+  }
+  std::filesystem::rename(tmp, peak_cache_path(), ec);
+  if (!a.json) {
+    std::printf("GEMM peak on %s, %d threads\n", cpu_features().model_name.c_str(), backend.threads());
+    std::printf("  fp32: %.3f TFLOPS\n  bf16: %.3f TFLOPS\n%s", peak.fp32_tflops, peak.bf16_tflops,
+                peak.detail.c_str());
+  }
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
+int run_bench(const BenchArgs& a) {
+  if (a.peak) return run_peak(a);
+  if (a.device != "cpu") {
+    if (a.device == "cuda")
+      fail_input("--device", "this kiln was built without CUDA", "cpu", a.device);
+    fail_input("--device", "unknown device", "cpu or cuda", a.device);
+  }
+  if (a.batch <= 0) fail_input("--batch", "must be positive", "> 0", std::to_string(a.batch));
+  if (a.seq <= 0) fail_input("--seq", "must be positive", "> 0", std::to_string(a.seq));
+  ModelConfig config = resolve_config(a.model);
+  StepBenchOptions o;
+  o.batch = a.batch;
+  o.seq = a.seq;
+  o.steps = a.steps;
+  o.warmup = a.warmup;
+  o.dtype = a.dtype;
+  o.threads = a.threads;
+  DTypeChoice choice;
+  if (!parse_dtype_choice(a.dtype, &choice))
+    fail_input("--dtype", "unknown dtype", "auto, fp32 or bf16", a.dtype);
+  const DType dt = resolve_cpu_dtype(choice);
+  const int threads = a.threads > 0 ? a.threads : omp_get_max_threads();
+  double peak = cached_peak(dtype_name(dt), threads);
+  StepBenchResult r = run_step_benchmark(config, o, peak);
+  if (!a.json) {
+    std::printf("kiln bench: %s, B=%d T=%d, %s (%s)\n", config.name.c_str(), a.batch, a.seq,
+                r.backend.c_str(), r.dtype.c_str());
+    std::printf("  plan + warm-up  %.2f s\n", r.plan_s);
+    std::printf("  step            %.1f ms (min %.1f, max %.1f over %d steps)\n", r.ms_per_step,
+                r.ms_min, r.ms_max, a.steps);
+    std::printf("  tokens/s        %.0f\n", r.tok_s);
+    std::printf("  achieved        %.3f TFLOPS", r.tflops);
+    if (r.peak_tflops > 0)
+      std::printf(", MFU %.1f%% of the measured %.3f TFLOPS %s GEMM peak\n", 100 * r.mfu,
+                  r.peak_tflops, r.dtype.c_str());
+    else
+      std::printf(" (run `kiln bench --peak` once to report MFU)\n");
+    std::printf("  activations     %.1f MB\n", r.activation_bytes / 1e6);
+  }
+  nlohmann::json j = {{"model", config.name}, {"batch", a.batch}, {"seq", a.seq},
+                      {"dtype", r.dtype},     {"backend", r.backend},
+                      {"ms_per_step", r.ms_per_step}, {"tok_s", r.tok_s},
+                      {"tflops", r.tflops},   {"peak_tflops", r.peak_tflops},
+                      {"mfu", r.mfu},         {"plan_s", r.plan_s},
+                      {"loss", r.final_loss}, {"activation_bytes", r.activation_bytes}};
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
+RegisterCommand bench_command({"bench", "Benchmark a full training step, or measure the GEMM peak",
+                               [](CLI::App& sub) -> std::function<int()> {
+                                 auto a = std::make_shared<BenchArgs>();
+                                 sub.add_option("--model", a->model, "Preset or config.json");
+                                 sub.add_option("--batch", a->batch, "Batch size B");
+                                 sub.add_option("--seq", a->seq, "Sequence length T");
+                                 sub.add_option("--steps", a->steps, "Timed steps");
+                                 sub.add_option("--warmup", a->warmup, "Untimed warm-up steps");
+                                 sub.add_option("--dtype", a->dtype, "auto | fp32 | bf16");
+                                 sub.add_option("--device", a->device, "cpu | cuda");
+                                 sub.add_option("--threads", a->threads, "Threads (0 = all)");
+                                 sub.add_flag("--peak", a->peak, "Measure the GEMM peak");
+                                 sub.add_flag("--json", a->json, "Print only the JSON line");
+                                 return [a]() { return run_bench(*a); };
+                               }});
+
+}  // namespace
+}  // namespace kiln::cli

@@ -1,0 +1,34 @@
+// End-to-end step benchmark: a full training step (forward + backward + AdamW)
+// on synthetic tokens, timed after warm-up. `kiln bench` prints it.
+#pragma once
+#include <string>
+
+#include "model/config.h"
+
+namespace kiln {
+
+struct StepBenchOptions {
+  int batch = 4, seq = 256, steps = 5, warmup = 1;
+  std::string dtype = "auto";  // auto | fp32 | bf16
+  int threads = 0;
+  uint64_t seed = 1;
+};
+
+struct StepBenchResult {
+  std::string backend;
+  std::string dtype;
+  double plan_s = 0;       // building buffers, init, first primitive creation (warm-up steps)
+  double ms_per_step = 0;  // median over timed steps
+  double ms_min = 0, ms_max = 0;
+  double tok_s = 0;
+  double tflops = 0;       // achieved, from the model's FLOP count
+  double peak_tflops = 0;  // measured GEMM peak for this dtype (0 if unknown)
+  double mfu = 0;
+  double final_loss = 0;
+  size_t activation_bytes = 0;
+};
+
+StepBenchResult run_step_benchmark(const ModelConfig& config, const StepBenchOptions& options,
+                                   double peak_tflops);
+
+}  // namespace kiln
