@@ -66,7 +66,12 @@ class Block(torch.nn.Module):
         if Hkv != H:
             k = k.repeat_interleave(H // Hkv, dim=1)
             v = v.repeat_interleave(H // Hkv, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if hasattr(F, "scaled_dot_product_attention"):  # PyTorch >= 2.0
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:  # PyTorch 1.13 (Debian 12): the same math, explicitly
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(D)
+            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+            y = scores.masked_fill(mask, float("-inf")).softmax(dim=-1) @ v
         x = x + self.wo(y.transpose(1, 2).reshape(B, T, H * D))
         h1, h3 = self.w13(self.ffn_norm(x)).chunk(2, dim=-1)
         return x + self.w2(F.silu(h1) * h3)
@@ -84,6 +89,11 @@ class Llama(torch.nn.Module):
         ang = torch.cat((ang, ang), dim=-1)
         self.register_buffer("cos", ang.cos().float(), persistent=False)
         self.register_buffer("sin", ang.sin().float(), persistent=False)
+        # llama2.c's init: normal(0, 0.02), residual projections scaled by 1/sqrt(2L).
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                std = 0.02 / math.sqrt(2 * c["n_layers"]) if name.endswith(("wo.weight", "w2.weight")) else 0.02
+                torch.nn.init.normal_(p, mean=0.0, std=std)
 
     def forward(self, tokens, targets):
         x = self.embed(tokens)

@@ -1,17 +1,13 @@
 // kiln bench: end-to-end training-step throughput (--model ...), or the
 // machine's measured GEMM ceilings (--peak) that MFU is reported against.
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <omp.h>
 
 #include "backend/cpu/cpu_backend.h"
-#include "backend/cpu/gemm_peak.h"
 #include "cli/command.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "train/peak_cache.h"
 #include "train/step_benchmark.h"
 
 namespace kiln::cli {
@@ -25,46 +21,18 @@ struct BenchArgs {
   bool peak = false, json = false;
 };
 
-std::filesystem::path peak_cache_path() {
-  const char* xdg = std::getenv("XDG_CACHE_HOME");
-  const char* home = std::getenv("HOME");
-  std::filesystem::path base = xdg && *xdg ? xdg : (home && *home ? std::filesystem::path(home) / ".cache" : "/tmp");
-  return base / "kiln" / "gemm-peak.json";
-}
-
-// The measured peak for this CPU model and thread count, if `kiln bench --peak` saved one.
-double cached_peak(const std::string& dtype, int threads) {
-  std::ifstream in(peak_cache_path());
-  if (!in) return 0;
-  try {
-    nlohmann::json j = nlohmann::json::parse(in);
-    if (j.value("cpu", "") != cpu_features().model_name || j.value("threads", 0) != threads) return 0;
-    return j.value(dtype == "bf16" ? "bf16_tflops" : "fp32_tflops", 0.0);
-  } catch (const std::exception&) {
-    return 0;  // a damaged cache is just re-measured
-  }
-}
-
 int run_peak(const BenchArgs& a) {
   CpuBackendOptions options;
   options.threads = a.threads;
   CpuBackend backend(options);
-  GemmPeak peak = measure_cpu_gemm_peak(backend, 6.0);
+  PeakRecord peak = measure_and_cache_peak(backend, 8.0);
   nlohmann::json j = {{"cpu", cpu_features().model_name}, {"threads", backend.threads()},
-                      {"fp32_tflops", peak.fp32_tflops}, {"bf16_tflops", peak.bf16_tflops},
-                      {"detail", peak.detail}};
-  std::error_code ec;
-  std::filesystem::create_directories(peak_cache_path().parent_path(), ec);
-  const auto tmp = peak_cache_path().string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << j.dump(2) << "\n";
-  }
-  std::filesystem::rename(tmp, peak_cache_path(), ec);
+                      {"fp32_tflops", peak.fp32_tflops}, {"bf16_tflops", peak.bf16_tflops}};
   if (!a.json) {
-    std::printf("GEMM peak on %s, %d threads\n", cpu_features().model_name.c_str(), backend.threads());
-    std::printf("  fp32: %.3f TFLOPS\n  bf16: %.3f TFLOPS\n%s", peak.fp32_tflops, peak.bf16_tflops,
-                peak.detail.c_str());
+    std::printf("GEMM peak on %s, %d threads (cached in %s)\n", cpu_features().model_name.c_str(),
+                backend.threads(), peak_cache_path().c_str());
+    std::printf("  fp32: %.3f TFLOPS\n  bf16: %.3f TFLOPS\n%s\n", peak.fp32_tflops,
+                peak.bf16_tflops, peak.detail.c_str());
   }
   std::printf("%s\n", j.dump().c_str());
   return 0;
@@ -90,9 +58,14 @@ int run_bench(const BenchArgs& a) {
   DTypeChoice choice;
   if (!parse_dtype_choice(a.dtype, &choice))
     fail_input("--dtype", "unknown dtype", "auto, fp32 or bf16", a.dtype);
-  const DType dt = resolve_cpu_dtype(choice);
-  const int threads = a.threads > 0 ? a.threads : omp_get_max_threads();
-  double peak = cached_peak(dtype_name(dt), threads);
+  double peak = 0;
+  {
+    CpuBackendOptions options;
+    options.threads = a.threads;
+    options.compute_dtype = resolve_cpu_dtype(choice);
+    CpuBackend backend(options);
+    peak = peak_for(cpu_peak(backend, 4.0), options.compute_dtype);
+  }
   StepBenchResult r = run_step_benchmark(config, o, peak);
   if (!a.json) {
     std::printf("kiln bench: %s, B=%d T=%d, %s (%s)\n", config.name.c_str(), a.batch, a.seq,

@@ -1,0 +1,437 @@
+#include "train/trainer.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/error.h"
+#include "core/timer.h"
+#include "io/checkpoint.h"
+#include "io/llama2c_model.h"
+#include "train/lr_schedule.h"
+#include "train/metrics_log.h"
+#include "train/model_step.h"
+#include "train/optimizer.h"
+#include "train/peak_cache.h"
+#include "train/token_data.h"
+
+namespace fs = std::filesystem;
+
+namespace kiln {
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+
+void on_signal(int sig) {
+  if (g_stop) _exit(128 + sig);  // second signal: leave at once (checkpoints are atomic)
+  g_stop = 1;
+}
+
+// Where the model comes from: a preset or config (fresh weights), a llama2.c
+// .bin, a checkpoint directory, or a run directory (its newest checkpoint).
+struct ModelSource {
+  ModelConfig config;
+  std::vector<float> params;  // empty: initialise from the seed
+  std::string description;
+};
+
+ModelSource resolve_model(const std::string& spec) {
+  ModelSource source;
+  std::error_code ec;
+  if (fs::is_directory(spec, ec)) {
+    std::string dir = spec;
+    if (!fs::exists(fs::path(spec) / "trainer_state.json")) {
+      auto ckpt = latest_valid_checkpoint(spec, [](const std::string& w) {
+        std::fprintf(stderr, "kiln: warning: %s\n", w.c_str());
+      });
+      if (!ckpt) fail_input(spec, "directory holds no checkpoint", "a checkpoint or run directory", "none");
+      source.config = ckpt->config;
+      source.params = std::move(ckpt->params);
+      source.description = "weights from " + ckpt->dir;
+      return source;
+    }
+    LoadedCheckpoint ckpt = read_checkpoint(dir);
+    source.config = ckpt.config;
+    source.params = std::move(ckpt.params);
+    source.description = "weights from " + dir;
+    return source;
+  }
+  if (fs::is_regular_file(spec, ec) && is_llama2c_file(spec)) {
+    ImportedModel imported = load_llama2c(spec);
+    source.config = imported.config;
+    source.params = std::move(imported.params);
+    source.description = "weights from llama2.c " + spec;
+    return source;
+  }
+  source.config = resolve_config(spec);
+  source.description = "fresh weights (" + source.config.name + ")";
+  return source;
+}
+
+void require_finite_positive(const char* flag, double value, bool allow_zero) {
+  if (!std::isfinite(value) || value < 0 || (!allow_zero && value == 0))
+    fail_input(flag, "must be a finite number " + std::string(allow_zero ? ">= 0" : "> 0"),
+               allow_zero ? ">= 0" : "> 0", std::to_string(value));
+}
+
+void validate_options(const TrainOptions& o) {
+  if (o.batch <= 0) fail_input("--batch", "must be positive", "> 0", std::to_string(o.batch));
+  if (o.seq <= 0) fail_input("--seq", "must be positive", "> 0", std::to_string(o.seq));
+  if (o.accum <= 0) fail_input("--accum", "must be positive", "> 0", std::to_string(o.accum));
+  if (o.steps <= 0) fail_input("--steps", "must be positive", "> 0", std::to_string(o.steps));
+  require_finite_positive("--lr", o.lr, false);
+  require_finite_positive("--weight-decay", o.weight_decay, true);
+  require_finite_positive("--eps", o.eps, true);
+  require_finite_positive("--clip", o.clip, true);
+  if (!std::isfinite(o.min_lr_frac) || o.min_lr_frac < 0 || o.min_lr_frac > 1)
+    fail_input("--min-lr-frac", "must be in [0, 1]", "0..1", std::to_string(o.min_lr_frac));
+  if (!std::isfinite(o.beta1) || o.beta1 < 0 || o.beta1 >= 1)
+    fail_input("--beta1", "must be in [0, 1)", "0..1", std::to_string(o.beta1));
+  if (!std::isfinite(o.beta2) || o.beta2 < 0 || o.beta2 >= 1)
+    fail_input("--beta2", "must be in [0, 1)", "0..1", std::to_string(o.beta2));
+  if (o.warmup < -1) fail_input("--warmup", "must be >= 0", ">= 0", std::to_string(o.warmup));
+  if (o.ckpt_every < 0) fail_input("--ckpt-every", "must be >= 0", ">= 0", std::to_string(o.ckpt_every));
+  if (o.eval_every < 0) fail_input("--eval-every", "must be >= 0", ">= 0", std::to_string(o.eval_every));
+  if (o.sample_every < 0) fail_input("--sample-every", "must be >= 0", ">= 0", std::to_string(o.sample_every));
+  if (o.eval_batches <= 0) fail_input("--eval-batches", "must be positive", "> 0", std::to_string(o.eval_batches));
+  if (o.keep <= 0) fail_input("--keep", "must be positive", "> 0", std::to_string(o.keep));
+  if (o.threads < 0) fail_input("--threads", "must be >= 0", ">= 0", std::to_string(o.threads));
+  if (o.sampling != "random" && o.sampling != "sequential")
+    fail_input("--sampling", "unknown sampling", "random or sequential", o.sampling);
+  if (o.device != "cpu") {
+    if (o.device == "cuda") fail_input("--device", "this kiln was built without CUDA", "cpu", o.device);
+    fail_input("--device", "unknown device", "cpu or cuda", o.device);
+  }
+  if (o.data.empty()) fail_input("--data", "no training data given", "one or more shard files or directories", "none");
+}
+
+std::string default_out_dir() {
+  char stamp[64];
+  std::time_t now = std::time(nullptr);
+  std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
+  return (fs::path("runs") / stamp).string();
+}
+
+double peak_rss_mb() {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const int64_t s = int64_t(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof(buf), "%lldh%02lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
+  else if (s >= 60) std::snprintf(buf, sizeof(buf), "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+  else std::snprintf(buf, sizeof(buf), "%llds", (long long)s);
+  return buf;
+}
+
+// Everything the loop needs, sized once.
+struct Run {
+  TrainOptions o;
+  ModelConfig config;
+  std::unique_ptr<CpuBackend> backend;
+  std::unique_ptr<ModelStep> step;
+  std::unique_ptr<AdamW> adamw;
+  DType dt = DType::f32;
+  int64_t P = 0;
+  float* params = nullptr;
+  float* grads = nullptr;
+  void* compute = nullptr;  // == params when fp32
+  std::unique_ptr<BatchSource> train, val;
+  MetricsLog log;
+  int64_t step_done = 0;  // optimizer steps taken
+  int64_t tokens_seen = 0;
+  LrSchedule schedule;
+  PeakRecord peak;
+  double train_seconds = 0;
+  int64_t steps_this_run = 0;
+
+  ~Run() {
+    if (backend) {
+      if (compute && compute != params) backend->release(compute);
+      backend->release(params);
+      backend->release(grads);
+    }
+  }
+
+  WeightsView weights() const { return {params, compute}; }
+  int64_t tokens_per_step() const { return int64_t(o.batch) * o.seq * o.accum; }
+
+  nlohmann::json state_json() const {
+    return {{"step", step_done},
+            {"tokens", tokens_seen},
+            {"seed", o.seed},
+            {"sampling", o.sampling},
+            {"batch", o.batch},
+            {"seq", o.seq},
+            {"accum", o.accum},
+            {"data_cursor", step_done * o.accum},  // next micro-batch index
+            {"dtype", dtype_name(dt)},
+            {"threads", backend->threads()},
+            {"tokenizer", o.tokenizer},
+            {"schedule",
+             {{"lr", schedule.lr}, {"warmup", schedule.warmup}, {"total_steps", schedule.total_steps},
+              {"min_lr_frac", schedule.min_lr_frac}}},
+            {"optimizer",
+             {{"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps}, {"weight_decay", o.weight_decay},
+              {"clip", o.clip}}}};
+  }
+
+  std::string checkpoint() {
+    std::vector<float> host_params(P), host_m(P), host_v(P);
+    backend->download(host_params.data(), params, P * sizeof(float));
+    backend->download(host_m.data(), adamw->m(), P * sizeof(float));
+    backend->download(host_v.data(), adamw->v(), P * sizeof(float));
+    ParamLayout layout(config);
+    CheckpointContents c;
+    c.config = &config;
+    c.layout = &layout;
+    c.params = host_params.data();
+    c.m = host_m.data();
+    c.v = host_v.data();
+    c.state = state_json();
+    const std::string path = write_checkpoint(o.out, checkpoint_name(step_done), c);
+    rotate_checkpoints(o.out, o.keep);
+    log.write("checkpoint", {{"step", step_done}, {"path", path}});
+    return path;
+  }
+
+  float eval_loss() {
+    const int64_t N = int64_t(o.batch) * o.seq;
+    std::vector<int32_t> in(N), tgt(N);
+    double sum = 0;
+    for (int j = 0; j < o.eval_batches; ++j) {
+      val->batch(j, in.data(), tgt.data());
+      sum += step->forward_loss(weights(), in.data(), tgt.data());
+    }
+    return float(sum / o.eval_batches);
+  }
+};
+
+void print_report(Run& run, double wall_s, double compile_s) {
+  const double ms = run.steps_this_run > 0 ? 1e3 * run.train_seconds / run.steps_this_run : 0;
+  const double tok_s = run.train_seconds > 0 ? run.steps_this_run * run.tokens_per_step() / run.train_seconds : 0;
+  const double tflops = run.config.train_flops_per_token(run.o.seq) * tok_s / 1e12;
+  const double peak = peak_for(run.peak, run.dt);
+  const double mfu = peak > 0 ? tflops / peak : 0;
+  std::printf("\n=== Efficiency Report ===\n");
+  std::printf("  steps              %lld this run (%lld in total)\n", (long long)run.steps_this_run,
+              (long long)run.step_done);
+  std::printf("  wall time          %.2f s\n", wall_s);
+  std::printf("  plan/compile time  %.2f s (model, buffers, weights, GEMM peak)\n", compile_s);
+  std::printf("  train time         %.2f s\n", run.train_seconds);
+  std::printf("  ms/step            %.1f\n", ms);
+  std::printf("  tokens/s           %.0f\n", tok_s);
+  std::printf("  achieved           %.3f TFLOPS (%s)\n", tflops, dtype_name(run.dt));
+  std::printf("  MFU                %.1f%% of the measured %.3f TFLOPS %s GEMM peak\n", 100 * mfu, peak,
+              dtype_name(run.dt));
+  std::printf("  peak RSS           %.0f MB\n", peak_rss_mb());
+  std::fflush(stdout);
+  run.log.write("report", {{"steps", run.steps_this_run},
+                           {"total_steps", run.step_done},
+                           {"wall_s", wall_s},
+                           {"compile_s", compile_s},
+                           {"train_s", run.train_seconds},
+                           {"ms_per_step", ms},
+                           {"tok_s", tok_s},
+                           {"tflops", tflops},
+                           {"peak_tflops", peak},
+                           {"mfu", mfu},
+                           {"peak_rss_mb", peak_rss_mb()}});
+}
+
+}  // namespace
+
+bool stop_requested() { return g_stop != 0; }
+
+int run_training(TrainOptions o) {
+  Timer wall;
+  validate_options(o);
+  DTypeChoice choice;
+  if (!parse_dtype_choice(o.dtype, &choice))
+    fail_input("--dtype", "unknown dtype", "auto, fp32 or bf16", o.dtype);
+
+  // --- everything that can reject the input happens before --out is touched ---
+  ModelSource source = resolve_model(o.model);
+  const ModelConfig config = source.config;
+  if (o.seq > config.max_seq_len)
+    fail_input("--seq", "exceeds the model's max_seq_len", "<= " + std::to_string(config.max_seq_len),
+               std::to_string(o.seq));
+  TokenStream train_tokens = open_token_data(o.data, config.vocab_size, "--data");
+  TokenStream val_tokens = o.val_data.empty() ? TokenStream{} : open_token_data(o.val_data, config.vocab_size, "--val-data");
+  if (o.eval_every > 0 && o.val_data.empty())
+    fail_input("--eval-every", "needs --val-data", "validation shards", "none");
+  if (o.out.empty()) o.out = default_out_dir();
+  std::optional<LoadedCheckpoint> resume_from;
+  if (o.resume) {
+    resume_from = latest_valid_checkpoint(o.out, [](const std::string& w) {
+      std::fprintf(stderr, "kiln: warning: %s\n", w.c_str());
+    });
+    if (resume_from) {
+      const ModelConfig& c = resume_from->config;
+      if (c.dim != config.dim || c.n_layers != config.n_layers || c.n_heads != config.n_heads ||
+          c.n_kv_heads != config.n_kv_heads || c.hidden_dim != config.hidden_dim ||
+          c.vocab_size != config.vocab_size || c.tie_embeddings != config.tie_embeddings)
+        fail_input(resume_from->dir, "checkpoint has another model shape than --model",
+                   config.name, "dim " + std::to_string(c.dim) + ", " + std::to_string(c.n_layers) + " layers");
+      const auto& s = resume_from->state;
+      if (s.value("batch", 0) != o.batch || s.value("seq", 0) != o.seq || s.value("accum", 0) != o.accum ||
+          s.value("sampling", "") != o.sampling || s.value("seed", uint64_t(0)) != o.seed)
+        fail_input(resume_from->dir, "--resume needs the same --batch, --seq, --accum, --sampling and --seed",
+                   "batch " + std::to_string(s.value("batch", 0)) + ", seq " + std::to_string(s.value("seq", 0)) +
+                       ", accum " + std::to_string(s.value("accum", 0)) + ", " + s.value("sampling", std::string()) +
+                       ", seed " + std::to_string(s.value("seed", uint64_t(0))),
+                   "batch " + std::to_string(o.batch) + ", seq " + std::to_string(o.seq) + ", accum " +
+                       std::to_string(o.accum) + ", " + o.sampling + ", seed " + std::to_string(o.seed));
+    }
+  } else if (!list_checkpoints(o.out).empty()) {
+    fail_input(o.out, "already holds checkpoints of a run", "a new --out, or --resume to continue it",
+               "step " + std::to_string(list_checkpoints(o.out).back().step));
+  }
+
+  Run run;
+  run.o = o;
+  run.config = config;
+  CpuBackendOptions bo;
+  bo.compute_dtype = resolve_cpu_dtype(choice);
+  bo.threads = o.threads;
+  run.backend = std::make_unique<CpuBackend>(bo);
+  run.dt = run.backend->compute_dtype();
+  const Sampling sampling = o.sampling == "sequential" ? Sampling::sequential : Sampling::random;
+  run.train = std::make_unique<BatchSource>(train_tokens, o.batch, o.seq, sampling, o.seed);
+  if (!o.val_data.empty())
+    run.val = std::make_unique<BatchSource>(val_tokens, o.batch, o.seq, Sampling::sequential, 0);
+  run.step = std::make_unique<ModelStep>(*run.backend, config, o.batch, o.seq);
+  const ParamLayout& layout = run.step->layout();
+  run.P = layout.total();
+
+  // --- from here on, --out is written ---
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  if (ec) fail_runtime(o.out, "cannot create the output directory: " + ec.message());
+  run.log.open((fs::path(o.out) / "metrics.jsonl").string());
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+
+  OptimizerConfig oc;
+  oc.beta1 = float(o.beta1);
+  oc.beta2 = float(o.beta2);
+  oc.eps = float(o.eps);
+  oc.weight_decay = float(o.weight_decay);
+  oc.clip = float(o.clip);
+  run.adamw = std::make_unique<AdamW>(*run.backend, layout, oc);
+  run.params = static_cast<float*>(run.backend->alloc(run.P * sizeof(float)));
+  run.grads = static_cast<float*>(run.backend->alloc(run.P * sizeof(float)));
+  std::vector<float> host(run.P);
+  if (resume_from) {
+    host = resume_from->params;
+    if (!resume_from->m.empty()) {
+      run.backend->upload(run.adamw->m(), resume_from->m.data(), run.P * sizeof(float));
+      run.backend->upload(run.adamw->v(), resume_from->v.data(), run.P * sizeof(float));
+    }
+    run.step_done = resume_from->state.value("step", int64_t(0));
+    run.tokens_seen = resume_from->state.value("tokens", int64_t(0));
+    run.adamw->set_steps_taken(run.step_done);
+    std::printf("kiln: resuming from %s (step %lld)\n", resume_from->dir.c_str(), (long long)run.step_done);
+  } else if (!source.params.empty()) {
+    host = std::move(source.params);
+  } else {
+    init_params(config, layout, o.seed, host.data());
+  }
+  run.backend->upload(run.params, host.data(), run.P * sizeof(float));
+  run.compute = run.params;
+  if (run.dt != DType::f32) {
+    run.compute = run.backend->alloc(run.P * dtype_size(run.dt));
+    run.backend->cast(run.compute, run.dt, run.params, run.P);
+  }
+  run.schedule.lr = o.lr;
+  run.schedule.total_steps = o.steps;
+  run.schedule.warmup = o.warmup >= 0 ? o.warmup : std::min<int64_t>(1000, o.steps / 20);
+  run.schedule.min_lr_frac = o.min_lr_frac;
+  run.peak = cpu_peak(*run.backend, 3.0);
+  const double compile_s = wall.seconds();
+
+  nlohmann::json cfg = {{"batch", o.batch}, {"seq", o.seq}, {"accum", o.accum}, {"steps", o.steps},
+                        {"lr", o.lr}, {"warmup", run.schedule.warmup}, {"min_lr_frac", o.min_lr_frac},
+                        {"weight_decay", o.weight_decay}, {"beta1", o.beta1}, {"beta2", o.beta2},
+                        {"eps", o.eps}, {"clip", o.clip}, {"dtype", dtype_name(run.dt)},
+                        {"threads", run.backend->threads()}, {"seed", o.seed}, {"sampling", o.sampling},
+                        {"data", o.data}, {"val_data", o.val_data}, {"model_source", source.description}};
+  run.log.write("run", {{"config", cfg},
+                        {"model", config_to_json(config)},
+                        {"params", config.num_params()},
+                        {"device", run.backend->name()},
+                        {"peak_tflops", peak_for(run.peak, run.dt)},
+                        {"resumed_from_step", run.step_done}});
+  std::printf("kiln: training %s (%.2fM params, %s) on %s\n", config.name.c_str(),
+              config.num_params() / 1e6, source.description.c_str(), run.backend->name().c_str());
+  std::printf("kiln: B=%d T=%d accum=%d -> %lld tokens/step, %lld steps, activations %.1f MB, out %s\n",
+              o.batch, o.seq, o.accum, (long long)run.tokens_per_step(), (long long)o.steps,
+              run.step->activation_bytes() / 1e6, o.out.c_str());
+  std::fflush(stdout);
+
+  const int64_t N = int64_t(o.batch) * o.seq;
+  std::vector<int32_t> inputs(N), targets(N);
+  int64_t last_ckpt = run.step_done;
+  while (run.step_done < o.steps && !stop_requested()) {
+    Timer step_timer;
+    run.backend->zero(run.grads, run.P * sizeof(float));
+    double loss = 0;
+    for (int micro = 0; micro < o.accum; ++micro) {
+      run.train->batch(run.step_done * o.accum + micro, inputs.data(), targets.data());
+      loss += run.step->forward_backward(run.weights(), run.grads, inputs.data(), targets.data(),
+                                         1.0f / float(o.accum));
+    }
+    loss /= o.accum;
+    const double lr = run.schedule.at(run.step_done);
+    run.adamw->step(run.params, run.dt != DType::f32 ? run.compute : nullptr, run.dt, run.grads, float(lr));
+    const float grad_norm = run.adamw->last_grad_norm();
+    run.backend->synchronize();
+    const double ms = step_timer.ms();
+    run.train_seconds += ms / 1e3;
+    ++run.steps_this_run;
+    ++run.step_done;
+    run.tokens_seen += run.tokens_per_step();
+    const double tok_s = run.tokens_per_step() / (ms / 1e3);
+    const double tflops = config.train_flops_per_token(o.seq) * tok_s / 1e12;
+    run.log.write("step", {{"step", run.step_done}, {"tokens", run.tokens_seen}, {"loss", loss},
+                           {"lr", lr}, {"grad_norm", grad_norm}, {"ms", ms}, {"tok_s", tok_s},
+                           {"tflops", tflops}});
+    if (!o.quiet) {
+      const double eta = (o.steps - run.step_done) * (run.train_seconds / run.steps_this_run);
+      std::printf("step %6lld/%lld | loss %.4f | lr %.2e | norm %.3f | %7.1f ms | %7.0f tok/s | ETA %s\n",
+                  (long long)run.step_done, (long long)o.steps, loss, lr, grad_norm, ms, tok_s,
+                  format_duration(eta).c_str());
+      std::fflush(stdout);
+    }
+    if (o.eval_every > 0 && (run.step_done % o.eval_every == 0 || run.step_done == o.steps)) {
+      const float val = run.eval_loss();
+      run.log.write("eval", {{"step", run.step_done}, {"val_loss", val}});
+      std::printf("eval   step %lld | val loss %.4f\n", (long long)run.step_done, val);
+      std::fflush(stdout);
+    }
+    if (o.ckpt_every > 0 && run.step_done % o.ckpt_every == 0 && run.step_done < o.steps) {
+      run.checkpoint();
+      last_ckpt = run.step_done;
+    }
+  }
+  if (run.step_done != last_ckpt || list_checkpoints(o.out).empty()) {
+    const std::string path = run.checkpoint();
+    std::printf("kiln: checkpoint %s\n", path.c_str());
+  }
+  if (stop_requested()) std::printf("kiln: stopped by signal after step %lld\n", (long long)run.step_done);
+  print_report(run, wall.seconds(), compile_s);
+  return stop_requested() ? 130 : 0;
+}
+
+}  // namespace kiln
