@@ -14,9 +14,9 @@
 #include "core/error.h"
 #include "core/timer.h"
 #include "io/checkpoint.h"
-#include "io/llama2c_model.h"
 #include "train/lr_schedule.h"
 #include "train/metrics_log.h"
+#include "train/model_source.h"
 #include "train/model_step.h"
 #include "train/optimizer.h"
 #include "train/peak_cache.h"
@@ -32,47 +32,6 @@ volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int sig) {
   if (g_stop) _exit(128 + sig);  // second signal: leave at once (checkpoints are atomic)
   g_stop = 1;
-}
-
-// Where the model comes from: a preset or config (fresh weights), a llama2.c
-// .bin, a checkpoint directory, or a run directory (its newest checkpoint).
-struct ModelSource {
-  ModelConfig config;
-  std::vector<float> params;  // empty: initialise from the seed
-  std::string description;
-};
-
-ModelSource resolve_model(const std::string& spec) {
-  ModelSource source;
-  std::error_code ec;
-  if (fs::is_directory(spec, ec)) {
-    std::string dir = spec;
-    if (!fs::exists(fs::path(spec) / "trainer_state.json")) {
-      auto ckpt = latest_valid_checkpoint(spec, [](const std::string& w) {
-        std::fprintf(stderr, "kiln: warning: %s\n", w.c_str());
-      });
-      if (!ckpt) fail_input(spec, "directory holds no checkpoint", "a checkpoint or run directory", "none");
-      source.config = ckpt->config;
-      source.params = std::move(ckpt->params);
-      source.description = "weights from " + ckpt->dir;
-      return source;
-    }
-    LoadedCheckpoint ckpt = read_checkpoint(dir);
-    source.config = ckpt.config;
-    source.params = std::move(ckpt.params);
-    source.description = "weights from " + dir;
-    return source;
-  }
-  if (fs::is_regular_file(spec, ec) && is_llama2c_file(spec)) {
-    ImportedModel imported = load_llama2c(spec);
-    source.config = imported.config;
-    source.params = std::move(imported.params);
-    source.description = "weights from llama2.c " + spec;
-    return source;
-  }
-  source.config = resolve_config(spec);
-  source.description = "fresh weights (" + source.config.name + ")";
-  return source;
 }
 
 void require_finite_positive(const char* flag, double value, bool allow_zero) {
