@@ -344,6 +344,14 @@ TEST(Sampler, TinyTopPAlwaysGivesTheArgmax) {
   }
   const std::vector<float> tied = {0.0f, 4.0f, 1.0f, 4.0f};
   for (int trial = 0; trial < 20; ++trial) EXPECT_EQ(sample_next(tied.data(), 4, 1.0f, 1e-6f, rng), 1);
+  // Two equally likely tokens: the nucleus of top_p < 1/2 is the first of them.
+  const std::vector<float> even = {0.5f, 0.5f};
+  for (int trial = 0; trial < 20; ++trial) {
+    EXPECT_EQ(sample_next(even.data(), 2, 1.0f, 1e-6f, rng), 0);
+    EXPECT_EQ(sample_next(even.data(), 2, 1.0f, 0.4f, rng), 0);
+  }
+  const std::vector<float> single = {-3.0f};
+  EXPECT_EQ(sample_next(single.data(), 1, 1.0f, 0.5f, rng), 0);
 }
 
 // Draws n samples; each count is Binomial(n, p_i), so it lies within 5 standard

@@ -83,24 +83,31 @@ int sample_next(const float* logits, int V, float temperature, float top_p, Rng&
     return draw(V, [&](int i) { return double(probs[i]); }, [](int i) { return i; }, total,
                 rng.uniform());
 
-  // Nucleus. A token whose probability is below (1 - top_p) / (V - 1) can never be
-  // in the nucleus: all such tokens together hold less than 1 - top_p, so the tokens
-  // above the cut already reach top_p. Dropping them first keeps the sort short.
-  const double cut = (1.0 - top_p) / (V - 1) * total;
+  // Nucleus. The most probable token (p = 1 before normalising) is always in it.
+  // Of the other V - 1 tokens, those with probability below (1 - top_p) / (V - 1)
+  // together hold less than 1 - top_p, so the tokens kept by that cut already
+  // reach top_p and the nucleus lies among them. Dropping the rest first keeps the
+  // sort short.
+  const double cut = std::min((1.0 - top_p) / (V - 1) * total, 1.0);
   candidates.clear();
   for (int i = 0; i < V; ++i)
     if (probs[i] >= cut) candidates.push_back({probs[i], i});
-  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+  // The smallest prefix whose mass reaches top_p of the total. The prefix is
+  // usually short, so only the top k candidates are put in order (k grows 8x when
+  // they do not reach top_p); with the index as tie-break the order is total, so
+  // the result is the same as a full sort.
+  const auto before = [](const Candidate& a, const Candidate& b) {
     return a.p > b.p || (a.p == b.p && a.index < b.index);
-  });
-  // The smallest prefix whose mass reaches top_p of the total.
+  };
   const double target = double(top_p) * total;
+  const int n = int(candidates.size());
   double kept_mass = 0.0;
   int kept = 0;
-  while (kept < int(candidates.size())) {
-    kept_mass += candidates[kept].p;
-    ++kept;
-    if (kept_mass >= target) break;
+  for (int sorted = 0, k = std::min(n, 64);; k = std::min(n, k * 8)) {
+    std::partial_sort(candidates.begin() + sorted, candidates.begin() + k, candidates.end(), before);
+    sorted = k;
+    while (kept < sorted && kept_mass < target) kept_mass += candidates[kept++].p;
+    if (kept_mass >= target || sorted == n) break;
   }
   return draw(
       kept, [&](int i) { return double(candidates[i].p); },
