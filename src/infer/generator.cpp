@@ -17,10 +17,13 @@ namespace {
 // Decoding one token is memory bound (every weight is read once per token), so
 // the point is to stream W at full bandwidth: rows are split over threads, each
 // row is one SIMD reduction. One thread owns each y[r], so the result does not
-// depend on the thread count.
+// depend on the thread count. Products under kParallelMacs multiply-adds (a few
+// microseconds) run on the calling thread: waking the team would cost more.
+constexpr int64_t kParallelMacs = int64_t(1) << 15;
+
 void matvec(float* y, const float* W, const float* x, int64_t rows, int64_t cols,
             bool accumulate) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMacs)
   for (int64_t r = 0; r < rows; ++r) {
     const float* w = W + r * cols;
     float sum = 0.0f;
@@ -138,7 +141,7 @@ void Generator::attention(int layer, int pos) {
   const size_t stride = size_t(Hkv) * D;  // from one position to the next in the cache
   const float* keys = key_cache_.data() + size_t(layer) * max_len_ * stride;
   const float* values = value_cache_.data() + size_t(layer) * max_len_ * stride;
-#pragma omp parallel for schedule(static) if (int64_t(H) * (pos + 1) * D > 16384)
+#pragma omp parallel for schedule(static) if (int64_t(H) * (pos + 1) * D >= kParallelMacs / 2)
   for (int h = 0; h < H; ++h) {
     const float* q = qkv_.data() + size_t(h) * D;
     const size_t kv_offset = size_t(h / group) * D;
