@@ -1,0 +1,54 @@
+// Decode speed of the KV-cache Generator and the cost of one nucleus sample, on a
+// stories15M-shaped model with Kiln's seeded init (the weights' values do not
+// change the speed). Decoding reads every weight once per token, so besides
+// tokens/s the benchmark reports the weight bytes streamed per second.
+//   build/bench/kiln_kernel_bench --benchmark_filter=Generate --benchmark_min_time=2
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include "core/rng.h"
+#include "infer/generator.h"
+#include "infer/sampler.h"
+#include "model/config.h"
+#include "model/param_layout.h"
+
+namespace {
+
+// One token per iteration at positions 0, 1, ..., max_seq_len - 1, then again from
+// 0, so the time averages attention over every cache length.
+void BM_GenerateDecodeStories15M(benchmark::State& state) {
+  kiln::ModelConfig config;
+  kiln::find_preset("stories15M", &config);
+  kiln::ParamLayout layout(config);
+  std::vector<float> params(layout.total());
+  kiln::init_params(config, layout, 1, params.data());
+  kiln::Generator generator(config, params.data(), config.max_seq_len);
+  int pos = 0, token = 1;
+  for (auto _ : state) {
+    if (pos == config.max_seq_len) {
+      generator.reset();
+      pos = 0;
+    }
+    const float* logits = generator.forward(token, pos++);
+    token = kiln::argmax(logits, config.vocab_size);
+    benchmark::DoNotOptimize(token);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * int64_t(sizeof(float)) * layout.total());
+}
+BENCHMARK(BM_GenerateDecodeStories15M)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// softmax + nucleus (top_p 0.9) over a 32000-token vocabulary.
+void BM_GenerateSampleTopP(benchmark::State& state) {
+  const int V = 32000;
+  std::vector<float> logits(V);
+  kiln::Rng data(3);
+  for (float& x : logits) x = 3.0f * data.normal();
+  kiln::Rng rng(4);
+  for (auto _ : state) benchmark::DoNotOptimize(kiln::sample_next(logits.data(), V, 1.0f, 0.9f, rng));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_GenerateSampleTopP)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
