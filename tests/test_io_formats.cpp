@@ -753,3 +753,30 @@ TEST(Llama2c, ExportRejectsWhatTheFormatCannotHold) {
   expect_input_error([&] { save_llama2c_v0(path, c, wide, params.data()); }, path, "head_dim");
   EXPECT_FALSE(fs::exists(path));
 }
+
+// llama2.c's published stories15M.bin is 60,816,028 bytes: 28 header bytes +
+// 4 * (embedding 32000*288 + 6 layers * (2*288 norms + 4*288*288 attention
+// + 3*288*768 FFN) + 288 final norm + 2 RoPE tables 256*24). A sparse file of
+// that size with its header must import (zeros are valid weights), one byte
+// more or less must not.
+TEST(Llama2c, Stories15MHeaderMatchesThePublishedFileSize) {
+  const std::string path = test_dir() + "/stories15M.bin";
+  const int32_t header[7] = {288, 768, 6, 6, 6, 32000, 256};
+  for (int64_t delta : {0, -1, 1}) {
+    SCOPED_TRACE(delta);
+    put_bytes(path, std::string(reinterpret_cast<const char*>(header), sizeof(header)));
+    fs::resize_file(path, uintmax_t(60816028 + delta));
+    if (delta != 0) {
+      EXPECT_FALSE(is_llama2c_file(path));
+      expect_input_error([&] { load_llama2c(path); }, path, "file size does not match");
+      continue;
+    }
+    EXPECT_TRUE(is_llama2c_file(path));
+    const ImportedModel m = load_llama2c(path);
+    ModelConfig preset;
+    ASSERT_TRUE(find_preset("stories15M", &preset));
+    expect_same_config(m.config, preset);
+    EXPECT_EQ(int64_t(m.params.size()), preset.num_params());
+  }
+  fs::remove(path);
+}
