@@ -66,8 +66,10 @@ struct Model {
       m[i] = 0.1f * rng.normal();
       v[i] = 0.01f * std::fabs(rng.normal());
     }
-    state = {{"step", int64_t(seed)}, {"tokens_seen", 4096 * seed},
-             {"rng", {{"state", 1234567890123ull}, {"inc", 17}}}, {"lr", 3e-4}};
+    state = {{"step", int64_t(seed)},
+             {"tokens_seen", 4096 * seed},
+             {"rng", {{"state", 1234567890123ull}, {"inc", 17}}},
+             {"lr", 3e-4}};
   }
 
   CheckpointContents contents(bool with_moments = true) const {
@@ -208,8 +210,9 @@ TEST(Checkpoint, DamagedFileIsNamedAndLatestValidFallsBack) {
     EXPECT_NE(std::string(e.what()).find("size"), std::string::npos) << e.what();
   }
   warnings.clear();
-  EXPECT_FALSE(latest_valid_checkpoint(parent, [&](const std::string& w) { warnings.push_back(w); })
-                   .has_value());
+  EXPECT_FALSE(latest_valid_checkpoint(parent, [&](const std::string& w) {
+                 warnings.push_back(w);
+               }).has_value());
   EXPECT_EQ(warnings.size(), 2u);
 }
 

@@ -108,13 +108,12 @@ TEST(Safetensors, RoundTripF32AndBF16) {
   std::vector<bf16> b(b_src.size());
   for (size_t i = 0; i < b.size(); ++i) b[i] = float_to_bf16(b_src[i]);
   const float scalar = 3.25f;
-  const FileDigest d = write_safetensors(
-      path,
-      {{"a", DType::f32, {3, 5}, a.data()},
-       {"empty", DType::f32, {0, 4}, nullptr},
-       {"b", DType::bf16, {7}, b.data()},
-       {"s", DType::f32, {}, &scalar}},
-      {{"format", "pt"}, {"note", "kiln test"}});
+  const FileDigest d = write_safetensors(path,
+                                         {{"a", DType::f32, {3, 5}, a.data()},
+                                          {"empty", DType::f32, {0, 4}, nullptr},
+                                          {"b", DType::bf16, {7}, b.data()},
+                                          {"s", DType::f32, {}, &scalar}},
+                                         {{"format", "pt"}, {"note", "kiln test"}});
 
   // The buffer must start 8-byte aligned and the file size must add up.
   const std::string raw = bytes_of(path);
@@ -154,7 +153,8 @@ TEST(Safetensors, RoundTripF32AndBF16) {
 TEST(Safetensors, ReadsF16Exactly) {
   const std::string path = test_dir() + "/h.safetensors";
   const uint16_t halves[] = {0x3C00, 0xC000, 0x7BFF, 0x0400, 0x0001, 0x0000};
-  const float expected[] = {1.0f, -2.0f, 65504.0f, std::ldexp(1.0f, -14), std::ldexp(1.0f, -24), 0.0f};
+  const float expected[] = {1.0f, -2.0f, 65504.0f, std::ldexp(1.0f, -14), std::ldexp(1.0f, -24),
+                            0.0f};
   const std::string header = R"({"h":{"dtype":"F16","shape":[6],"data_offsets":[0,12]}})";
   std::string raw;
   append(&raw, uint64_t(header.size()));
@@ -219,8 +219,7 @@ TEST(Safetensors, RejectsDamagedHeaders) {
       {"shape overflow",
        R"({"a":{"dtype":"F32","shape":[4611686018427387904,4611686018427387904],"data_offsets":[0,8]}})",
        8, std::nullopt, "too large"},
-      {"missing offsets", R"({"a":{"dtype":"F32","shape":[2]}})", 8, std::nullopt,
-       "data_offsets"},
+      {"missing offsets", R"({"a":{"dtype":"F32","shape":[2]}})", 8, std::nullopt, "data_offsets"},
       {"metadata not strings", R"({"__metadata__":{"k":1}})", 0, std::nullopt, "must be a string"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -343,7 +342,8 @@ TEST(ModelSafetensors, RejectsMismatchedOrBadWeights) {
                      untied_path, "unexpected tensor \"lm_head.weight\"");
 
   // NaN and Inf are named with the tensor.
-  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+  for (float bad :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
     std::vector<float> broken = params;
     broken[size_t(layout.find("model.norm.weight")->offset + 3)] = bad;
     save_model_safetensors(path, c, layout, broken.data());
@@ -368,8 +368,15 @@ struct Llama2cWeights {
   std::vector<std::vector<float>> att, ffn, wq, wk, wv, wo, w1, w2, w3;
 
   Llama2cWeights(const ModelConfig& c, uint64_t seed)
-      : C(c.dim), F(c.hidden_dim), L(c.n_layers), H(c.n_heads), Hkv(c.n_kv_heads),
-        D(c.head_dim), V(c.vocab_size), seq(c.max_seq_len), shared(c.tie_embeddings) {
+      : C(c.dim),
+        F(c.hidden_dim),
+        L(c.n_layers),
+        H(c.n_heads),
+        Hkv(c.n_kv_heads),
+        D(c.head_dim),
+        V(c.vocab_size),
+        seq(c.max_seq_len),
+        shared(c.tie_embeddings) {
     uint64_t s = seed;
     auto r = [&](size_t n) { return random_floats(n, s++); };
     emb = r(size_t(V) * C);
@@ -391,10 +398,12 @@ struct Llama2cWeights {
   // The tensors in v1/v2 file order (v0 orders them differently, see below).
   std::vector<const std::vector<float>*> v1_order() const {
     std::vector<const std::vector<float>*> out;
-    for (auto* group : {&att, &ffn}) for (const auto& t : *group) out.push_back(&t);
+    for (auto* group : {&att, &ffn})
+      for (const auto& t : *group) out.push_back(&t);
     out.push_back(&final_norm);
     out.push_back(&emb);
-    for (auto* group : {&wq, &wk, &wv, &wo, &w1, &w2, &w3}) for (const auto& t : *group) out.push_back(&t);
+    for (auto* group : {&wq, &wk, &wv, &wo, &w1, &w2, &w3})
+      for (const auto& t : *group) out.push_back(&t);
     if (!shared) out.push_back(&wcls);
     return out;
   }
@@ -414,7 +423,8 @@ struct Llama2cWeights {
       for (int h = 0; h < heads; ++h)
         for (int row = 0; row < D; ++row) {
           const int from = row < D / 2 ? 2 * row : 2 * (row - D / 2) + 1;
-          std::copy_n(src.begin() + size_t(h * D + from) * C, C, out.begin() + size_t(h * D + row) * C);
+          std::copy_n(src.begin() + size_t(h * D + from) * C, C,
+                      out.begin() + size_t(h * D + row) * C);
         }
       return out;
     };
@@ -593,8 +603,9 @@ TEST(Llama2c, V0ExportImportRoundTripIsExact) {
     const size_t wq_at = 28 + 4 * size_t(c.vocab_size * c.dim + c.n_layers * c.dim);
     std::memcpy(wq0.data(), raw.data() + wq_at, wq0.size() * 4);
     std::vector<float> expected(wq0.size());
-    hf_rows_to_llama2c(params.data() + layout.find("model.layers.0.self_attn.q_proj.weight")->offset,
-                       expected.data(), c.n_heads, c.head_dim, c.dim);
+    hf_rows_to_llama2c(
+        params.data() + layout.find("model.layers.0.self_attn.q_proj.weight")->offset,
+        expected.data(), c.n_heads, c.head_dim, c.dim);
     EXPECT_TRUE(same_bits(wq0.data(), expected.data(), wq0.size()));
     EXPECT_FALSE(same_bits(wq0.data(), params.data() + layout.layer(0).wqkv, wq0.size()));
   }
@@ -621,9 +632,9 @@ TEST(Llama2c, HandBuiltV0ImportsAndReexportsIdentically) {
     ASSERT_EQ(again.size(), raw.size());
     // The RoPE tables are recomputed (run.c ignores them); compare them loosely, the rest exactly.
     const int64_t C = c.dim, L = c.n_layers, V = c.vocab_size;
-    const size_t tables_at = 28 + 4 * size_t(V * C + 2 * L * C + L * 2 * int64_t(c.q_dim()) * C +
-                                             L * 2 * int64_t(c.kv_dim()) * C +
-                                             3 * L * int64_t(c.hidden_dim) * C + C);
+    const size_t tables_at =
+        28 + 4 * size_t(V * C + 2 * L * C + L * 2 * int64_t(c.q_dim()) * C +
+                        L * 2 * int64_t(c.kv_dim()) * C + 3 * L * int64_t(c.hidden_dim) * C + C);
     const size_t tables_len = 4 * size_t(c.max_seq_len) * c.head_dim;
     EXPECT_EQ(again.substr(0, tables_at), raw.substr(0, tables_at));
     EXPECT_EQ(again.substr(tables_at + tables_len), raw.substr(tables_at + tables_len));
@@ -707,8 +718,8 @@ TEST(Llama2c, RejectsTruncatedOversizedAndBadHeaders) {
                {3, 0, "n_heads must be positive"},
                {3, 3, "dim must be divisible by n_heads"},
                {4, 3, "n_kv_heads must divide n_heads"},
-               {2, 2000000000, "n_layers"},      // caught by the config bounds
-               {0, 1 << 30, "dim"},              // huge: rejected before any allocation
+               {2, 2000000000, "n_layers"},  // caught by the config bounds
+               {0, 1 << 30, "dim"},          // huge: rejected before any allocation
                {1, 1 << 24, "file size does not match"},
                {6, 0, "seq_len must be positive"}};
   for (const auto& k : cases) {

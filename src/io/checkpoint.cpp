@@ -59,7 +59,8 @@ nlohmann::json verified_state(const std::string& dir) {
 
   for (const auto& [name, info] : files->items()) {
     if (!plain_file_name(name) || name == kStateFile)
-      fail_input(state_path, "\"files\" lists an invalid file name", "a file in the checkpoint", name);
+      fail_input(state_path, "\"files\" lists an invalid file name", "a file in the checkpoint",
+                 name);
     const std::string path = join(dir, name);
     if (!info.is_object() || !info.contains("size") || !info["size"].is_number_unsigned() ||
         !info.contains("xxh64") || !info["xxh64"].is_string())
@@ -81,10 +82,13 @@ nlohmann::json verified_state(const std::string& dir) {
 }
 
 void check_contents(const std::string& where, const CheckpointContents& c) {
-  if (!c.config || !c.layout || !c.params) fail_runtime(where, "checkpoint needs config, layout and params");
-  if ((c.m == nullptr) != (c.v == nullptr)) fail_runtime(where, "checkpoint needs both AdamW moments or neither");
+  if (!c.config || !c.layout || !c.params)
+    fail_runtime(where, "checkpoint needs config, layout and params");
+  if ((c.m == nullptr) != (c.v == nullptr))
+    fail_runtime(where, "checkpoint needs both AdamW moments or neither");
   if (!c.state.is_object()) fail_runtime(where, "trainer state must be a JSON object");
-  if (c.layout->total() != c.config->num_params()) fail_runtime(where, "ParamLayout does not match the config");
+  if (c.layout->total() != c.config->num_params())
+    fail_runtime(where, "ParamLayout does not match the config");
 }
 
 // Reads optimizer.safetensors: "m.<name>" and "v.<name>" for every parameter.
@@ -97,7 +101,8 @@ void load_moments(const std::string& path, const ParamLayout& layout, std::vecto
     for (auto [prefix, buffer] : {std::pair{"m.", m}, std::pair{"v.", v}}) {
       const std::string name = prefix + p.name;
       const SafetensorsEntry* e = reader.find(name);
-      if (!e) fail_input(path, "tensor \"" + name + "\" is missing", shape_string(p.shape), "nothing");
+      if (!e)
+        fail_input(path, "tensor \"" + name + "\" is missing", shape_string(p.shape), "nothing");
       if (e->shape != p.shape)
         fail_input(path, "tensor \"" + name + "\" has the wrong shape", shape_string(p.shape),
                    shape_string(e->shape));
@@ -155,8 +160,8 @@ std::string write_checkpoint(const std::string& parent, const std::string& name,
     auto record = [&](const char* file, const FileDigest& d) {
       files[file] = {{"size", d.size}, {"xxh64", hex64(d.xxh64)}};
     };
-    record(kModelFile, save_model_safetensors(join(temp_dir, kModelFile), config, layout,
-                                              contents.params));
+    record(kModelFile,
+           save_model_safetensors(join(temp_dir, kModelFile), config, layout, contents.params));
     record(kConfigFile, save_hf_config(join(temp_dir, kConfigFile), config));
     if (contents.m) {
       std::vector<SafetensorsTensorRef> tensors;

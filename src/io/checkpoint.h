@@ -18,11 +18,10 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "model/config.h"
 #include "model/param_layout.h"
@@ -35,8 +34,8 @@ struct CheckpointContents {
   const ModelConfig* config = nullptr;
   const ParamLayout* layout = nullptr;
   const float* params = nullptr;
-  const float* m = nullptr;  // AdamW first moment  (exp_avg)
-  const float* v = nullptr;  // AdamW second moment (exp_avg_sq)
+  const float* m = nullptr;                         // AdamW first moment  (exp_avg)
+  const float* v = nullptr;                         // AdamW second moment (exp_avg_sq)
   nlohmann::json state = nlohmann::json::object();  // trainer state; must be an object
 };
 

@@ -96,10 +96,10 @@ ModelConfig config_from_header(const Header& h, const std::string& path) {
   const struct {
     const char* name;
     int64_t value;
-  } positive[] = {{"dim", h.dim},          {"hidden_dim", h.hidden_dim},
-                  {"n_layers", h.n_layers}, {"n_heads", h.n_heads},
-                  {"n_kv_heads", h.n_kv_heads}, {"vocab_size", h.vocab_size},
-                  {"seq_len", h.seq_len}};
+  } positive[] = {
+      {"dim", h.dim},         {"hidden_dim", h.hidden_dim}, {"n_layers", h.n_layers},
+      {"n_heads", h.n_heads}, {"n_kv_heads", h.n_kv_heads}, {"vocab_size", h.vocab_size},
+      {"seq_len", h.seq_len}};
   for (const auto& f : positive)
     if (f.value <= 0)
       fail_input(path, std::string("llama2.c header field ") + f.name + " must be positive", "> 0",
@@ -121,7 +121,7 @@ ModelConfig config_from_header(const Header& h, const std::string& path) {
   c.head_dim = h.dim / h.n_heads;
   c.vocab_size = int(h.vocab_size);
   c.max_seq_len = h.seq_len;
-  c.norm_eps = 1e-5;        // llama2.c hard-codes these two
+  c.norm_eps = 1e-5;  // llama2.c hard-codes these two
   c.rope_theta = 10000.0;
   c.tie_embeddings = h.shared_classifier;
   c.name = path;
@@ -138,7 +138,8 @@ std::vector<Slot> file_slots(const ModelConfig& c, int version) {
   };
   std::vector<Slot> slots;
   auto per_layer = [&](const char* rest, int64_t rows, int64_t cols, Rope rope, bool quantized) {
-    for (int64_t l = 0; l < L; ++l) slots.push_back({layer(l, rest), rows, cols, rope, Table::none, quantized});
+    for (int64_t l = 0; l < L; ++l)
+      slots.push_back({layer(l, rest), rows, cols, rope, Table::none, quantized});
   };
   const bool q8 = version == 2;
   const Slot embedding{"model.embed_tokens.weight", V, C, Rope::none, Table::none, q8};
@@ -203,7 +204,9 @@ const ParamInfo& param(const ParamLayout& layout, const std::string& name) {
   return *p;
 }
 
-int rope_heads(const ModelConfig& c, Rope rope) { return rope == Rope::q ? c.n_heads : c.n_kv_heads; }
+int rope_heads(const ModelConfig& c, Rope rope) {
+  return rope == Rope::q ? c.n_heads : c.n_kv_heads;
+}
 
 // Reads numel int8 values and their fp32 group scales; out = q * scale.
 void read_q80(InputFile& file, float* out, int64_t numel, int group_size) {
@@ -222,7 +225,8 @@ void llama2c_rows_to_hf(const float* src, float* dst, int n_heads, int head_dim,
     const int64_t base = int64_t(h) * head_dim;
     for (int j = 0; j < half; ++j) {
       std::memcpy(dst + (base + j) * cols, src + (base + 2 * j) * cols, size_t(cols) * 4);
-      std::memcpy(dst + (base + half + j) * cols, src + (base + 2 * j + 1) * cols, size_t(cols) * 4);
+      std::memcpy(dst + (base + half + j) * cols, src + (base + 2 * j + 1) * cols,
+                  size_t(cols) * 4);
     }
   }
 }
@@ -233,7 +237,8 @@ void hf_rows_to_llama2c(const float* src, float* dst, int n_heads, int head_dim,
     const int64_t base = int64_t(h) * head_dim;
     for (int j = 0; j < half; ++j) {
       std::memcpy(dst + (base + 2 * j) * cols, src + (base + j) * cols, size_t(cols) * 4);
-      std::memcpy(dst + (base + 2 * j + 1) * cols, src + (base + half + j) * cols, size_t(cols) * 4);
+      std::memcpy(dst + (base + 2 * j + 1) * cols, src + (base + half + j) * cols,
+                  size_t(cols) * 4);
     }
   }
 }
@@ -308,7 +313,8 @@ void check_exportable(const std::string& path, const ModelConfig& c) {
     fail_input(path, "llama2.c format requires head_dim == dim / n_heads",
                s(c.dim % c.n_heads == 0 ? c.dim / c.n_heads : 0), s(c.head_dim));
   if (c.rope_theta != 10000.0)
-    fail_input(path, "llama2.c format hard-codes rope_theta", "10000", std::to_string(c.rope_theta));
+    fail_input(path, "llama2.c format hard-codes rope_theta", "10000",
+               std::to_string(c.rope_theta));
   if (c.norm_eps != 1e-5)
     fail_input(path, "llama2.c format hard-codes norm_eps", "1e-05", std::to_string(c.norm_eps));
 }
@@ -321,13 +327,14 @@ void save_llama2c(const std::string& path, const ModelConfig& c, const ParamLayo
   AtomicFile file(path);
   const int32_t vocab = c.tie_embeddings ? c.vocab_size : -c.vocab_size;
   if (version == 0) {
-    const int32_t header[7] = {c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, vocab,
-                               c.max_seq_len};
+    const int32_t header[7] = {c.dim,        c.hidden_dim, c.n_layers,   c.n_heads,
+                               c.n_kv_heads, vocab,        c.max_seq_len};
     file.write(header, sizeof(header));
   } else {
     char header[kVersionedHeaderBytes] = {};
-    const int32_t fields[9] = {int32_t(kMagic), 1, c.dim, c.hidden_dim, c.n_layers, c.n_heads,
-                               c.n_kv_heads, c.vocab_size, c.max_seq_len};
+    const int32_t fields[9] = {int32_t(kMagic), 1,         c.dim,        c.hidden_dim,
+                               c.n_layers,      c.n_heads, c.n_kv_heads, c.vocab_size,
+                               c.max_seq_len};
     std::memcpy(header, fields, sizeof(fields));
     header[36] = c.tie_embeddings ? 1 : 0;
     file.write(header, sizeof(header));

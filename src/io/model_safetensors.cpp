@@ -13,9 +13,10 @@ void check_finite(const std::string& where, const std::string& tensor, const flo
                   int64_t count) {
   for (int64_t i = 0; i < count; ++i) {
     if (!std::isfinite(data[i]))
-      fail_input(where, "tensor \"" + tensor + "\" holds a non-finite value at element " +
-                            std::to_string(i),
-                 "finite numbers", std::to_string(data[i]));
+      fail_input(
+          where,
+          "tensor \"" + tensor + "\" holds a non-finite value at element " + std::to_string(i),
+          "finite numbers", std::to_string(data[i]));
   }
 }
 

@@ -92,8 +92,8 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 
 SafetensorsReader::SafetensorsReader(const std::string& path) : file_(path) {
   if (file_.size() < 8)
-    fail_input(path, "safetensors file is too short for its header length",
-               "at least 8 bytes", u64(file_.size()) + " bytes");
+    fail_input(path, "safetensors file is too short for its header length", "at least 8 bytes",
+               u64(file_.size()) + " bytes");
   uint64_t header_len = 0;
   file_.read_at(0, &header_len, 8);
   if (header_len > kMaxHeaderBytes)
@@ -135,7 +135,8 @@ void SafetensorsReader::parse_header(const std::string& header_json) {
       continue;
     }
     const std::string field = "tensor \"" + name + "\"";
-    if (!info.is_object()) fail_input(where, field + " must be an object", "an object", info.type_name());
+    if (!info.is_object())
+      fail_input(where, field + " must be an object", "an object", info.type_name());
     auto dtype_it = info.find("dtype");
     auto shape_it = info.find("shape");
     auto offsets_it = info.find("data_offsets");
@@ -165,8 +166,8 @@ void SafetensorsReader::parse_header(const std::string& header_json) {
       e.shape.push_back(int64_t(d));
     }
     if (!as_u64((*offsets_it)[0], &e.begin) || !as_u64((*offsets_it)[1], &e.end))
-      fail_input(where, field + " data_offsets must be non-negative integers",
-                 "[begin, end]", offsets_it->dump());
+      fail_input(where, field + " data_offsets must be non-negative integers", "[begin, end]",
+                 offsets_it->dump());
     if (e.begin > e.end)
       fail_input(where, field + " data_offsets are reversed", "begin <= end", offsets_it->dump());
     if (e.end > buffer_size)
@@ -264,7 +265,8 @@ FileDigest write_safetensors(const std::string& path,
     uint64_t bytes = dtype_size(t.dtype);
     for (int64_t d : t.shape) {
       if (d < 0 || !checked_mul(bytes, uint64_t(d), &bytes))
-        fail_runtime(path, "tensor \"" + t.name + "\" has an invalid shape " + shape_string(t.shape));
+        fail_runtime(path,
+                     "tensor \"" + t.name + "\" has an invalid shape " + shape_string(t.shape));
     }
     if (bytes > 0 && !t.data) fail_runtime(path, "tensor \"" + t.name + "\" has no data");
     header[t.name] = {{"dtype", t.dtype == DType::f32 ? "F32" : "BF16"},

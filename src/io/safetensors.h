@@ -25,7 +25,7 @@ namespace kiln {
 
 struct SafetensorsEntry {
   std::string name;
-  std::string dtype;            // as in the file: "F32", "BF16", "F16", "I64", ...
+  std::string dtype;  // as in the file: "F32", "BF16", "F16", "I64", ...
   std::vector<int64_t> shape;
   uint64_t begin = 0, end = 0;  // byte range within the data buffer
   int64_t numel() const;
