@@ -1,0 +1,54 @@
+// GEMM kernels of the CPU backend at Stories110M shapes (dim 768, hidden 2048,
+// 1024 token rows): C[M, N] = A[M, K] B[N, K]^T, the linear-layer form.
+// Reports achieved FLOP/s. Keep runs short: `--benchmark_min_time=0.2`.
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/rng.h"
+
+namespace {
+
+void BM_Matmul(benchmark::State& state, kiln::DType dtype) {
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  if (dtype == kiln::DType::bf16 && kiln::active_isa() != kiln::Isa::avx512) {
+    state.SkipWithError("bf16 GEMM needs AVX-512");
+    return;
+  }
+  kiln::CpuBackend backend;
+  kiln::Rng rng(1, 2);
+  std::vector<float> a(size_t(M * K)), b(size_t(N * K));
+  for (auto& v : a) v = rng.uniform() - 0.5f;
+  for (auto& v : b) v = rng.uniform() - 0.5f;
+  const size_t elem = kiln::dtype_size(dtype);
+  void* A = backend.alloc(a.size() * elem);
+  void* B = backend.alloc(b.size() * elem);
+  float* C = static_cast<float*>(backend.alloc(size_t(M * N) * sizeof(float)));
+  backend.cast(A, dtype, a.data(), int64_t(a.size()));
+  backend.cast(B, dtype, b.data(), int64_t(b.size()));
+  backend.matmul(C, A, B, dtype, M, N, K, false, true, false);  // creates the primitive
+  for (auto _ : state) {
+    backend.matmul(C, A, B, dtype, M, N, K, false, true, false);
+    benchmark::ClobberMemory();
+  }
+  state.counters["FLOPS"] = benchmark::Counter(2.0 * double(M) * double(N) * double(K),
+                                               benchmark::Counter::kIsIterationInvariantRate);
+  backend.release(A);
+  backend.release(B);
+  backend.release(C);
+}
+
+// {M, N, K}: fused QKV projection, attention output, FFN gate|up (one half), FFN down.
+void Shapes(benchmark::internal::Benchmark* b) {
+  b->Args({1024, 2304, 768})
+      ->Args({1024, 768, 768})
+      ->Args({1024, 4096, 768})
+      ->Args({1024, 768, 2048});
+  b->Unit(benchmark::kMillisecond)->MinTime(0.2)->UseRealTime();
+}
+
+BENCHMARK_CAPTURE(BM_Matmul, fp32, kiln::DType::f32)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_Matmul, bf16, kiln::DType::bf16)->Apply(Shapes);
+
+}  // namespace
