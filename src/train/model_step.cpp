@@ -50,6 +50,27 @@ ModelStep::ModelStep(Backend& backend, const ModelConfig& config, int B, int T)
   losses_host_.resize(N);
 }
 
+void ModelStep::set_compact_vocab(const std::vector<int32_t>& used_ids) {
+  const int V = config_.vocab_size, C = config_.dim;
+  if (used_ids.empty()) fail_input("--compact-vocab", "the training data uses no tokens", "> 0 tokens", "0");
+  full_to_compact_.assign(V, -1);
+  for (size_t i = 0; i < used_ids.size(); ++i) {
+    const int32_t id = used_ids[i];
+    if (id < 0 || id >= V || (i > 0 && id <= used_ids[i - 1]))
+      fail_input("--compact-vocab", "used token ids must be sorted, distinct and < vocab_size",
+                 "< " + std::to_string(V), std::to_string(id));
+    full_to_compact_[id] = int32_t(i);
+  }
+  compact_V_ = int(used_ids.size());
+  compact_rows_ = static_cast<int32_t*>(buffer(compact_V_ * sizeof(int32_t)));
+  backend_.upload(compact_rows_, used_ids.data(), compact_V_ * sizeof(int32_t));
+  compact_w_ = static_cast<float*>(buffer(int64_t(compact_V_) * C * sizeof(float)));
+  compact_w_c_ = dt_ == DType::f32 ? static_cast<void*>(compact_w_)
+                                   : buffer(int64_t(compact_V_) * C * dtype_size(dt_));
+  compact_dw_ = static_cast<float*>(buffer(int64_t(compact_V_) * C * sizeof(float)));
+  targets_host_.resize(int64_t(B_) * T_);
+}
+
 ModelStep::~ModelStep() {
   for (void* p : owned_) backend_.release(p);
 }
@@ -96,6 +117,19 @@ float ModelStep::forward(const WeightsView& w, const int32_t* tokens, const int3
                  "< " + std::to_string(V), std::to_string(targets[i]));
     valid += targets[i] >= 0;
   }
+  if (compact_V_ > 0) {
+    // Compact classifier: remap targets, gather the used rows of the classifier.
+    valid = 0;
+    for (int64_t i = 0; i < N; ++i) {
+      targets_host_[i] = targets[i] >= 0 ? full_to_compact_[targets[i]] : -1;
+      if (targets[i] >= 0 && targets_host_[i] < 0) ++dropped_targets_;
+      valid += targets_host_[i] >= 0;
+    }
+    targets = targets_host_.data();
+    backend_.embedding_forward(compact_w_, compact_rows_, w.params + layout_.classifier(), compact_V_, C);
+    if (compact_w_c_ != compact_w_)
+      backend_.cast(compact_w_c_, dt_, compact_w_, int64_t(compact_V_) * C);
+  }
   backend_.upload(tokens_, tokens, N * sizeof(int32_t));
   backend_.upload(targets_, targets, N * sizeof(int32_t));
 
@@ -127,10 +161,19 @@ float ModelStep::forward(const WeightsView& w, const int32_t* tokens, const int3
                            w.params + layout_.final_norm(), N, C, eps);
   // Mean over valid targets, times the caller's scale (1/accum).
   const float dloss = valid > 0 ? grad_scale / float(valid) : 0.0f;
-  backend_.classifier_forward_backward(losses_, grads ? dxf_ : nullptr,
-                                       grads ? grads + layout_.classifier() : nullptr, xf_,
-                                       compute_weight(w, layout_.classifier()), dt_, targets_, N,
-                                       C, V, dloss);
+  if (compact_V_ > 0) {
+    if (grads) backend_.zero(compact_dw_, int64_t(compact_V_) * C * sizeof(float));
+    backend_.classifier_forward_backward(losses_, grads ? dxf_ : nullptr, grads ? compact_dw_ : nullptr,
+                                         xf_, compact_w_c_, dt_, targets_, N, C, compact_V_, dloss);
+    // Scatter the compact classifier's gradient back to its rows (ids are distinct).
+    if (grads)
+      backend_.embedding_backward(grads + layout_.classifier(), compact_rows_, compact_dw_, compact_V_, C);
+  } else {
+    backend_.classifier_forward_backward(losses_, grads ? dxf_ : nullptr,
+                                         grads ? grads + layout_.classifier() : nullptr, xf_,
+                                         compute_weight(w, layout_.classifier()), dt_, targets_, N,
+                                         C, V, dloss);
+  }
   backend_.download(losses_host_.data(), losses_, N * sizeof(float));
   double sum = 0;
   for (int64_t i = 0; i < N; ++i) sum += losses_host_[i];

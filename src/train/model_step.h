@@ -36,6 +36,15 @@ class ModelStep {
   // Forward only: the mean loss over valid targets (for validation).
   float forward_loss(const WeightsView& weights, const int32_t* tokens, const int32_t* targets);
 
+  // Vocabulary compaction: the classifier (and so the softmax) covers only
+  // `used_ids` (sorted, distinct), the tokens the training data contains. Targets
+  // are remapped to compact ids; a target outside the set is ignored (no loss, no
+  // gradient) and counted in compact_dropped_targets(). Embedding rows of all
+  // tokens stay trainable inputs; only the classifier's support shrinks.
+  void set_compact_vocab(const std::vector<int32_t>& used_ids);
+  int compact_vocab_size() const { return compact_V_; }
+  int64_t compact_dropped_targets() const { return dropped_targets_; }
+
   int batch() const { return B_; }
   int seq() const { return T_; }
   size_t activation_bytes() const { return activation_bytes_; }
@@ -85,6 +94,16 @@ class ModelStep {
   float* dh13_ = nullptr;      // [N, 2F]
   void* dh13_c_ = nullptr;     // [N, 2F] compute dtype
   std::vector<float> losses_host_;
+
+  // Vocabulary compaction (compact_V_ == 0: off).
+  int compact_V_ = 0;
+  std::vector<int32_t> full_to_compact_;  // [V] compact id or -1
+  int32_t* compact_rows_ = nullptr;       // [Vc] full ids of the compact classifier rows
+  float* compact_w_ = nullptr;            // [Vc, C] gathered fp32 classifier rows
+  void* compact_w_c_ = nullptr;           // [Vc, C] compute dtype (aliases compact_w_ when fp32)
+  float* compact_dw_ = nullptr;           // [Vc, C] classifier grad before the scatter
+  std::vector<int32_t> targets_host_;     // [N] remapped targets
+  int64_t dropped_targets_ = 0;
 };
 
 }  // namespace kiln
