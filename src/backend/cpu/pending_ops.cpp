@@ -15,9 +15,6 @@ void CpuBackend::matmul(float*, const void*, const void*, DType, int64_t, int64_
 void CpuBackend::cast(void*, DType, const float*, int64_t) { pending("cast"); }
 void CpuBackend::classifier_forward_backward(float*, float*, float*, const void*, const void*, DType, const int32_t*, int64_t, int, int, float) { pending("classifier_forward_backward"); }
 
-// --- attention family (attention.cpp) ---
-void CpuBackend::attention_forward(float*, float*, const float*, int, int, int, int, int) { pending("attention_forward"); }
-void CpuBackend::attention_backward(float*, const float*, const float*, const float*, const float*, int, int, int, int, int) { pending("attention_backward"); }
 
 // --- elementwise family ---
 void CpuBackend::add(float*, const float*, const float*, int64_t) { pending("add"); }
