@@ -1,0 +1,272 @@
+// Causal GQA attention: CpuBackend::attention_forward / attention_backward against
+// the fp64 oracle (tests/reference/ref_attention.cpp), on every ISA path this
+// machine has, odd sequence lengths, head dims that are not multiples of 16, and
+// GQA ratios 1, 2, 4. Tolerances come from fp32's unit roundoff and the sizes.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <ostream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "core/cpu_features.h"
+#include "core/error.h"
+#include "reference/compare.h"
+#include "reference/reference_ops.h"
+
+using namespace kiln;
+using ref::Vec;
+
+namespace kiln {
+// Readable test names in failure messages ("avx2", not a byte dump).
+void PrintTo(Isa isa, std::ostream* os) { *os << isa_name(isa); }
+}  // namespace kiln
+
+namespace {
+
+struct Shape {
+  int B, T, H, Hkv, D;
+  int64_t qkv_size() const { return int64_t(B) * T * (H + 2 * Hkv) * D; }
+  int64_t out_size() const { return int64_t(B) * T * H * D; }
+  int64_t lse_size() const { return int64_t(B) * H * T; }
+  auto key() const { return std::make_tuple(B, T, H, Hkv, D); }
+};
+
+// Rounding depth of the forward: a length-D dot product for each score (sqrt D),
+// two length-T sums (the softmax denominator and P V, sqrt T each), and a few
+// single roundings (exp, log, the division by l). The backward chains a second
+// pass of the same kind (dP = dO V^T, then dQ, dK, dV sums over T), so twice that.
+double forward_depth(const Shape& s) { return std::sqrt(double(s.D)) + 2.0 * std::sqrt(double(s.T)) + 4.0; }
+double backward_depth(const Shape& s) { return 2.0 * forward_depth(s); }
+
+// The ISA cap from the environment (KILN_ISA), so the ctest runs with a capped
+// ISA only exercise the paths at or below their cap.
+Isa env_cap() {
+  Isa cap = Isa::avx512;
+  const char* env = std::getenv("KILN_ISA");
+  if (env && *env) parse_isa(env, &cap);
+  return cap;
+}
+
+// Why `isa` cannot be tested here, or "" when it can.
+std::string unavailable(Isa isa) {
+  const CpuFeatures& f = cpu_features();
+  if (isa == Isa::avx512 && !f.avx512) return "this CPU has no AVX-512 (F/BW/DQ/VL)";
+  if (isa == Isa::avx2 && !f.avx2) return "this CPU has no AVX2 + FMA";
+  if (int(isa) > int(env_cap()))
+    return std::string("KILN_ISA=") + std::getenv("KILN_ISA") + " caps the kernels below " + isa_name(isa);
+  return "";
+}
+
+// Sets the ISA cap for one test and puts the environment's cap back afterwards.
+struct IsaScope {
+  explicit IsaScope(Isa isa) { set_isa_cap(isa); }
+  ~IsaScope() { set_isa_cap(env_cap()); }
+};
+
+// Inputs and fp64 results for one shape, computed once per process.
+struct Oracle {
+  Vec qkv, dout, out, lse, dqkv;
+};
+
+const Oracle& oracle(const Shape& s) {
+  static std::map<std::tuple<int, int, int, int, int>, Oracle> cache;
+  auto it = cache.find(s.key());
+  if (it != cache.end()) return it->second;
+  Oracle o;
+  const uint64_t seed = uint64_t(s.B) * 1000003u + uint64_t(s.T) * 1009u + uint64_t(s.H) * 101u +
+                        uint64_t(s.Hkv) * 11u + uint64_t(s.D);
+  // Scale 2 puts score standard deviations near 1: peaked enough that a wrong
+  // max, mask or rescale shows, flat enough that every key matters.
+  o.qkv = ref::random_vector(s.qkv_size(), seed, 2.0);
+  o.dout = ref::random_vector(s.out_size(), seed + 1, 1.0);
+  // The oracle sees exactly the fp32 inputs the kernels see.
+  o.qkv = ref::to_double(ref::to_float(o.qkv));
+  o.dout = ref::to_double(ref::to_float(o.dout));
+  ref::attention_forward(o.out, o.lse, o.qkv, s.B, s.T, s.H, s.Hkv, s.D);
+  ref::attention_backward(o.dqkv, o.dout, o.qkv, s.B, s.T, s.H, s.Hkv, s.D);
+  return cache.emplace(s.key(), std::move(o)).first->second;
+}
+
+struct KilnResult {
+  std::vector<float> out, lse, dqkv;
+};
+
+// Forward then backward, as a training step calls them (backward gets Kiln's own
+// out and lse). Outputs start as NaN so an element left unwritten fails the (=) check.
+KilnResult run_kiln(CpuBackend& backend, const Shape& s, const std::vector<float>& qkv,
+                    const std::vector<float>& dout) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  KilnResult r{std::vector<float>(s.out_size(), nan), std::vector<float>(s.lse_size(), nan),
+               std::vector<float>(s.qkv_size(), nan)};
+  backend.attention_forward(r.out.data(), r.lse.data(), qkv.data(), s.B, s.T, s.H, s.Hkv, s.D);
+  backend.attention_backward(r.dqkv.data(), dout.data(), qkv.data(), r.out.data(), r.lse.data(),
+                             s.B, s.T, s.H, s.Hkv, s.D);
+  return r;
+}
+
+// Splits dqkv [B, T, (H + 2*Hkv)*D] into its q, k and v parts.
+template <class T>
+void split_parts(const std::vector<T>& dqkv, const Shape& s, std::vector<T>* q, std::vector<T>* k,
+                 std::vector<T>* v) {
+  const int64_t ld = int64_t(s.H + 2 * s.Hkv) * s.D, nq = int64_t(s.H) * s.D, nk = int64_t(s.Hkv) * s.D;
+  for (int64_t row = 0; row < int64_t(s.B) * s.T; ++row) {
+    const T* r = dqkv.data() + row * ld;
+    q->insert(q->end(), r, r + nq);
+    k->insert(k->end(), r + nq, r + nq + nk);
+    v->insert(v->end(), r + nq + nk, r + ld);
+  }
+}
+
+double norm(const Vec& v) {
+  double s = 0;
+  for (double x : v) s += x * x;
+  return std::sqrt(s);
+}
+
+double diff_norm(const std::vector<float>& got, const Vec& want) {
+  if (got.size() != want.size()) return INFINITY;
+  double s = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;
+    s += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+  }
+  return std::sqrt(s);
+}
+
+// Checks out, lse and each part of dqkv against the oracle.
+void expect_matches_oracle(const KilnResult& got, const Oracle& want, const Shape& s) {
+  const double tol_fwd = ref::derived_tolerance(DType::f32, forward_depth(s));
+  const double tol_bwd = ref::derived_tolerance(DType::f32, backward_depth(s));
+  EXPECT_LE(ref::normalized_error(got.out, want.out), tol_fwd) << "out";
+  EXPECT_LE(ref::normalized_error(got.lse, want.lse), tol_fwd) << "lse";
+  std::vector<float> dq, dk, dv;
+  Vec wq, wk, wv;
+  split_parts(got.dqkv, s, &dq, &dk, &dv);
+  split_parts(want.dqkv, s, &wq, &wk, &wv);
+  // With T = 1 the softmax has one entry, so dq and dk are exactly zero and a
+  // relative error means nothing; they are measured against the whole gradient.
+  const double whole = norm(want.dqkv);
+  auto relative = [&](const std::vector<float>& g, const Vec& w) {
+    return diff_norm(g, w) / std::max(s.T == 1 ? whole : norm(w), 1e-300);
+  };
+  EXPECT_LE(relative(dq, wq), tol_bwd) << "dq";
+  EXPECT_LE(relative(dk, wk), tol_bwd) << "dk";
+  EXPECT_LE(relative(dv, wv), tol_bwd) << "dv";
+}
+
+// --- every shape on every ISA ---------------------------------------------------
+using ShapeParam = std::tuple<Isa, int, int, int, int>;  // isa, T, D, H/Hkv, B
+
+class AttentionShapes : public ::testing::TestWithParam<ShapeParam> {};
+
+TEST_P(AttentionShapes, MatchesFp64Oracle) {
+  const auto [isa, T, D, ratio, B] = GetParam();
+  if (const std::string why = unavailable(isa); !why.empty()) GTEST_SKIP() << why;
+  const Shape s{B, T, 2 * ratio, 2, D};  // two kv heads, so kv-head indexing is exercised
+  const Oracle& want = oracle(s);
+  IsaScope scope(isa);
+  CpuBackend backend;
+  const KilnResult got = run_kiln(backend, s, ref::to_float(want.qkv), ref::to_float(want.dout));
+  expect_matches_oracle(got, want, s);
+}
+
+std::string shape_name(const ::testing::TestParamInfo<ShapeParam>& info) {
+  const auto [isa, T, D, ratio, B] = info.param;
+  return std::string(isa_name(isa)) + "_T" + std::to_string(T) + "_D" + std::to_string(D) +
+         "_gqa" + std::to_string(ratio) + "_B" + std::to_string(B);
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, AttentionShapes,
+                         ::testing::Combine(::testing::Values(Isa::scalar, Isa::avx2, Isa::avx512),
+                                            ::testing::Values(1, 7, 257), ::testing::Values(8, 18, 64),
+                                            ::testing::Values(1, 2, 4), ::testing::Values(1, 2)),
+                         shape_name);
+
+// --- determinism, long sequences --------------------------------------------------
+class AttentionIsa : public ::testing::TestWithParam<Isa> {};
+
+// Each task owns its output rows and sums in a fixed order, so reruns, and runs
+// with another thread count, give the same bits.
+TEST_P(AttentionIsa, BitwiseDeterministic) {
+  const Isa isa = GetParam();
+  if (const std::string why = unavailable(isa); !why.empty()) GTEST_SKIP() << why;
+  IsaScope scope(isa);
+  CpuBackend backend;
+  for (const Shape& s : {Shape{2, 257, 4, 2, 18}, Shape{2, 130, 4, 1, 64}}) {
+    const std::vector<float> qkv = ref::to_float(ref::random_vector(s.qkv_size(), 5, 2.0));
+    const std::vector<float> dout = ref::to_float(ref::random_vector(s.out_size(), 6, 1.0));
+    const KilnResult a = run_kiln(backend, s, qkv, dout);
+    const KilnResult b = run_kiln(backend, s, qkv, dout);
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const KilnResult c = run_kiln(backend, s, qkv, dout);
+    omp_set_num_threads(threads);
+    for (const KilnResult* other : {&b, &c}) {
+      EXPECT_EQ(0, std::memcmp(a.out.data(), other->out.data(), a.out.size() * sizeof(float)));
+      EXPECT_EQ(0, std::memcmp(a.lse.data(), other->lse.data(), a.lse.size() * sizeof(float)));
+      EXPECT_EQ(0, std::memcmp(a.dqkv.data(), other->dqkv.data(), a.dqkv.size() * sizeof(float)));
+    }
+  }
+}
+
+// A longer sequence than the shape grid (many key blocks per query row) against
+// the full oracle, with GQA.
+TEST_P(AttentionIsa, LongSequenceT1024) {
+  const Isa isa = GetParam();
+  if (const std::string why = unavailable(isa); !why.empty()) GTEST_SKIP() << why;
+  const Shape s{1, 1024, 2, 1, 64};
+  const Oracle& want = oracle(s);
+  IsaScope scope(isa);
+  CpuBackend backend;
+  const KilnResult got = run_kiln(backend, s, ref::to_float(want.qkv), ref::to_float(want.dout));
+  expect_matches_oracle(got, want, s);
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, AttentionIsa,
+                         ::testing::Values(Isa::scalar, Isa::avx2, Isa::avx512),
+                         [](const ::testing::TestParamInfo<Isa>& info) { return isa_name(info.param); });
+
+// --- bad shapes ---------------------------------------------------------------------
+TEST(Attention, RejectsHeadsNotAMultipleOfKvHeads) {
+  CpuBackend backend;
+  std::vector<float> qkv(1 * 4 * (3 + 2 * 2) * 8), out(4 * 3 * 8), lse(3 * 4), dqkv(qkv.size());
+  try {
+    backend.attention_forward(out.data(), lse.data(), qkv.data(), 1, 4, 3, 2, 8);
+    FAIL() << "accepted H=3 with Hkv=2";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("n_kv_heads"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(backend.attention_backward(dqkv.data(), out.data(), qkv.data(), out.data(),
+                                          lse.data(), 1, 4, 3, 2, 8),
+               InputError);
+  EXPECT_THROW(backend.attention_forward(out.data(), lse.data(), qkv.data(), 1, 4, 2, 2, 0),
+               InputError);
+}
+
+}  // namespace
+
+namespace {
+
+// Stories110M's longest context (T = 4096, D = 64) with one head (the fp64 oracle
+// costs seconds per head here; GQA at length is covered at T = 1024): runs in O(T)
+// memory per thread, stays finite, and matches the full oracle. One ISA (the best
+// allowed here): the grid above checks each ISA's kernels, this checks scale.
+TEST(Attention, LongSequenceT4096) {
+  const Shape s{1, 4096, 1, 1, 64};
+  const Oracle& want = oracle(s);
+  CpuBackend backend;
+  const KilnResult got = run_kiln(backend, s, ref::to_float(want.qkv), ref::to_float(want.dout));
+  for (const std::vector<float>* v : {&got.out, &got.lse, &got.dqkv})
+    for (float x : *v) ASSERT_TRUE(std::isfinite(x)) << "non-finite value at T=4096";
+  expect_matches_oracle(got, want, s);
+}
+
+}  // namespace
