@@ -18,7 +18,7 @@ struct BenchArgs {
   std::string dtype = "auto";
   std::string device = "cpu";
   int batch = 4, seq = 256, steps = 5, warmup = 1, threads = 0;
-  bool peak = false, json = false;
+  bool peak = false, json = false, profile = false;
 };
 
 int run_peak(const BenchArgs& a) {
@@ -55,6 +55,7 @@ int run_bench(const BenchArgs& a) {
   o.warmup = a.warmup;
   o.dtype = a.dtype;
   o.threads = a.threads;
+  o.profile = a.profile;
   DTypeChoice choice;
   if (!parse_dtype_choice(a.dtype, &choice))
     fail_input("--dtype", "unknown dtype", "auto, fp32 or bf16", a.dtype);
@@ -81,6 +82,7 @@ int run_bench(const BenchArgs& a) {
     else
       std::printf(" (run `kiln bench --peak` once to report MFU)\n");
     std::printf("  activations     %.1f MB\n", r.activation_bytes / 1e6);
+    if (a.profile) std::printf("per-op time over the timed steps:\n%s", r.profile_table.c_str());
   }
   nlohmann::json j = {{"model", config.name}, {"batch", a.batch}, {"seq", a.seq},
                       {"dtype", r.dtype},     {"backend", r.backend},
@@ -105,6 +107,7 @@ RegisterCommand bench_command({"bench", "Benchmark a full training step, or meas
                                  sub.add_option("--threads", a->threads, "Threads (0 = all)");
                                  sub.add_flag("--peak", a->peak, "Measure the GEMM peak");
                                  sub.add_flag("--json", a->json, "Print only the JSON line");
+                                 sub.add_flag("--profile", a->profile, "Time every op (slower; for finding hot spots)");
                                  return [a]() { return run_bench(*a); };
                                }});
 

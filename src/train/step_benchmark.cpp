@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/profiling_backend.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -23,7 +24,9 @@ StepBenchResult run_step_benchmark(const ModelConfig& config, const StepBenchOpt
   CpuBackendOptions backend_options;
   backend_options.compute_dtype = resolve_cpu_dtype(choice);
   backend_options.threads = options.threads;
-  CpuBackend backend(backend_options);
+  CpuBackend cpu(backend_options);
+  ProfilingBackend profiler(cpu);
+  Backend& backend = options.profile ? static_cast<Backend&>(profiler) : cpu;
   const DType dt = backend.compute_dtype();
 
   ModelStep step(backend, config, options.batch, options.seq);
@@ -58,6 +61,7 @@ StepBenchResult run_step_benchmark(const ModelConfig& config, const StepBenchOpt
   };
   for (int i = 0; i < options.warmup; ++i) one_step();
   result.plan_s = plan_timer.seconds();
+  profiler.reset();
 
   std::vector<double> ms;
   for (int i = 0; i < options.steps; ++i) {
@@ -76,6 +80,7 @@ StepBenchResult run_step_benchmark(const ModelConfig& config, const StepBenchOpt
   result.peak_tflops = peak_tflops;
   result.mfu = peak_tflops > 0 ? result.tflops / peak_tflops : 0;
   result.activation_bytes = step.activation_bytes();
+  if (options.profile) result.profile_table = profiler.table();
 
   backend.release(params);
   backend.release(grads);

@@ -12,6 +12,7 @@ struct StepBenchOptions {
   std::string dtype = "auto";  // auto | fp32 | bf16
   int threads = 0;
   uint64_t seed = 1;
+  bool profile = false;  // time every op (adds a synchronisation per op)
 };
 
 struct StepBenchResult {
@@ -26,6 +27,7 @@ struct StepBenchResult {
   double mfu = 0;
   double final_loss = 0;
   size_t activation_bytes = 0;
+  std::string profile_table;  // when profiling: per-op times of the timed steps
 };
 
 StepBenchResult run_step_benchmark(const ModelConfig& config, const StepBenchOptions& options,
