@@ -45,7 +45,7 @@ for t in "${targets[@]}"; do
   work="$BUILD/corpus/$t"
   mkdir -p "$work"
   args=("$work" "fuzz/corpus/$t" -max_total_time="$per" -max_len=16384 -timeout=10
-    -rss_limit_mb=2048 -artifact_prefix="$BUILD/artifacts/$t-" -print_final_stats=1)
+    -rss_limit_mb=2048 -artifact_prefix="$BUILD/artifacts/$t-" -print_final_stats=1 -print_funcs=0)
   [[ -f fuzz/dict/$t.dict ]] && args+=(-dict="fuzz/dict/$t.dict")
   log="$BUILD/fuzz-$t.log"
   start=$SECONDS
@@ -56,7 +56,7 @@ for t in "${targets[@]}"; do
   else
     failed+=("$t")
     echo "fuzz_$t: FAILED after $((SECONDS - start)) s (log: $log)" >&2
-    grep -v '^#[0-9]' "$log" | tail -60 >&2
+    grep -v -e '^#[0-9]' -e 'NEW_FUNC' "$log" | tail -60 >&2
   fi
 done
 
