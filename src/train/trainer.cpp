@@ -21,6 +21,8 @@
 #include "train/optimizer.h"
 #include "train/peak_cache.h"
 #include "train/token_data.h"
+#include "infer/sample_text.h"
+#include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -114,6 +116,7 @@ struct Run {
   PeakRecord peak;
   double train_seconds = 0;
   int64_t steps_this_run = 0;
+  std::unique_ptr<Tokenizer> tokenizer;  // for samples (nullable)
 
   ~Run() {
     if (backend) {
@@ -137,7 +140,7 @@ struct Run {
             {"data_cursor", step_done * o.accum},  // next micro-batch index
             {"dtype", dtype_name(dt)},
             {"threads", backend->threads()},
-            {"tokenizer", o.tokenizer},
+            {"tokenizer", o.tokenizer.empty() ? std::string() : fs::absolute(o.tokenizer).string()},
             {"schedule",
              {{"lr", schedule.lr}, {"warmup", schedule.warmup}, {"total_steps", schedule.total_steps},
               {"min_lr_frac", schedule.min_lr_frac}}},
@@ -163,6 +166,25 @@ struct Run {
     rotate_checkpoints(o.out, o.keep);
     log.write("checkpoint", {{"step", step_done}, {"path", path}});
     return path;
+  }
+
+  // A short generation from the current weights, as a "sample" record. It runs
+  // between steps on the training threads (a small model decodes 64 tokens in
+  // well under a second) and changes no training state, so resume stays exact.
+  void sample() {
+    if (!tokenizer) return;
+    std::vector<float> host(P);
+    backend->download(host.data(), params, P * sizeof(float));
+    Generator generator(config, host.data(), std::min(config.max_seq_len, o.sample_tokens + 16));
+    SampleSettings settings;
+    settings.prompt = o.sample_prompt;
+    settings.steps = o.sample_tokens;
+    settings.temperature = 0.8f;
+    settings.seed = o.seed + uint64_t(step_done);
+    SampleResult r = sample_text(generator, *tokenizer, settings, nullptr);
+    log.write("sample", {{"step", step_done}, {"prompt", o.sample_prompt}, {"text", r.text},
+                         {"tok_s", r.stats.decode_tokens_per_s()}});
+    if (!o.quiet) std::printf("sample step %lld | %s\n", (long long)step_done, r.text.c_str());
   }
 
   float eval_loss() {
@@ -230,6 +252,15 @@ int run_training(TrainOptions o) {
   TokenStream val_tokens = o.val_data.empty() ? TokenStream{} : open_token_data(o.val_data, config.vocab_size, "--val-data");
   if (o.eval_every > 0 && o.val_data.empty())
     fail_input("--eval-every", "needs --val-data", "validation shards", "none");
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (!o.tokenizer.empty()) {
+    tokenizer = load_tokenizer(o.tokenizer);
+    if (tokenizer->vocab_size() > config.vocab_size)
+      fail_input(o.tokenizer, "tokenizer has more tokens than the model's vocabulary",
+                 "<= " + std::to_string(config.vocab_size), std::to_string(tokenizer->vocab_size()));
+  } else if (o.sample_every > 0) {
+    fail_input("--sample-every", "needs --tokenizer to turn samples into text", "--tokenizer PATH", "none");
+  }
   if (o.out.empty()) o.out = default_out_dir();
   std::optional<LoadedCheckpoint> resume_from;
   if (o.resume) {
@@ -261,6 +292,7 @@ int run_training(TrainOptions o) {
   Run run;
   run.o = o;
   run.config = config;
+  run.tokenizer = std::move(tokenizer);
   CpuBackendOptions bo;
   bo.compute_dtype = resolve_cpu_dtype(choice);
   bo.threads = o.threads;
@@ -386,6 +418,7 @@ int run_training(TrainOptions o) {
       std::printf("eval   step %lld | val loss %.4f\n", (long long)run.step_done, val);
       std::fflush(stdout);
     }
+    if (o.sample_every > 0 && (run.step_done % o.sample_every == 0 || run.step_done == o.steps)) run.sample();
     if (o.ckpt_every > 0 && run.step_done % o.ckpt_every == 0 && run.step_done < o.steps) {
       run.checkpoint();
       last_ckpt = run.step_done;

@@ -28,6 +28,7 @@ struct TrainOptions {
   int eval_batches = 10;
   int64_t sample_every = 0;
   int sample_tokens = 64;
+  std::string sample_prompt;  // empty: start from BOS alone
   bool resume = false;
   bool compact_vocab = false;
   bool quiet = false;  // no per-step progress lines
