@@ -87,7 +87,7 @@ int run_stats(const std::string& path, const std::string& tokenizer_path, int64_
   if (!used_ids_out.empty()) {
     // The ids the data uses, for vocabulary compaction (a model trained on this
     // data only needs these rows of the embedding and classifier).
-    atomic_write_file(used_ids_out, nlohmann::json(used).dump() + "\n");
+    write_file_atomic(used_ids_out, nlohmann::json(used).dump() + "\n");
   }
   if (json_out) {
     std::printf("%s\n", report.dump(2).c_str());

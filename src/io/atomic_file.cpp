@@ -34,18 +34,6 @@ std::string temporary_sibling(const std::string& path) {
   return (p.parent_path() / name).string();
 }
 
-void fsync_directory(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) fail_runtime(dir, "cannot open directory to fsync: " + errno_text());
-  // Some filesystems (tmpfs on old kernels, some FUSE) refuse fsync on a
-  // directory with EINVAL; the rename is still as durable as they can make it.
-  if (::fsync(fd) != 0 && errno != EINVAL) {
-    std::string why = errno_text();
-    ::close(fd);
-    fail_runtime(dir, "fsync of directory failed: " + why);
-  }
-  ::close(fd);
-}
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   std::string dir = parent_of(path_);
@@ -115,7 +103,7 @@ void AtomicFile::flush_buffer() {
   buffer_.clear();
 }
 
-void AtomicFile::commit() {
+FileDigest AtomicFile::commit() {
   if (done_) fail_runtime(path_, "commit called twice");
   flush_buffer();
   if (::fsync(fd_) != 0) fail_runtime(path_, "fsync failed: " + errno_text());
@@ -124,10 +112,13 @@ void AtomicFile::commit() {
     fail_runtime(path_, "close failed: " + errno_text());
   }
   fd_ = -1;
+  // The digest is read back from the synced bytes (write_at may have patched them).
+  const FileDigest digest = digest_file(temp_path_);
   if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
     fail_runtime(path_, "rename of " + temp_path_ + " failed: " + errno_text());
   done_ = true;
-  fsync_directory(parent_of(path_));
+  fsync_dir(parent_of(path_));
+  return digest;
 }
 
 void AtomicFile::abort() {
@@ -137,10 +128,10 @@ void AtomicFile::abort() {
   done_ = true;
 }
 
-void atomic_write_file(const std::string& path, std::string_view contents) {
+FileDigest write_file_atomic(const std::string& path, std::string_view contents) {
   AtomicFile file(path);
   file.write(contents);
-  file.commit();
+  return file.commit();
 }
 
 // --- StagingDirectory ----------------------------------------------------------
@@ -174,7 +165,7 @@ void StagingDirectory::commit() {
     ::close(fd);
     if (rc != 0) fail_runtime(entry.path().string(), "fsync failed: " + errno_text());
   }
-  fsync_directory(staging_path_);
+  fsync_dir(staging_path_);
   // rename() cannot replace a non-empty directory, so an old one is first moved
   // aside; between the two renames the final name is briefly absent, never torn.
   std::error_code ec;
@@ -187,7 +178,7 @@ void StagingDirectory::commit() {
   if (::rename(staging_path_.c_str(), final_path_.c_str()) != 0)
     fail_runtime(final_path_, "rename of " + staging_path_ + " failed: " + errno_text());
   done_ = true;
-  fsync_directory(parent_of(final_path_));
+  fsync_dir(parent_of(final_path_));
   if (!old_aside.empty()) fs::remove_all(old_aside, ec);
 }
 

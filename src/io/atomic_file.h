@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "io/file_util.h"
+
 namespace kiln {
 
 class AtomicFile {
@@ -30,7 +32,8 @@ class AtomicFile {
 
   // Flushes, fsyncs and closes the temporary file, renames it to path() and
   // fsyncs the directory. After this the destructor does nothing.
-  void commit();
+  // Returns the size and xxHash64 of the committed bytes.
+  FileDigest commit();
   // Drops the temporary file now (the destructor does the same).
   void abort();
 
@@ -50,10 +53,8 @@ class AtomicFile {
 };
 
 // Writes `contents` to `path` atomically (AtomicFile in one call).
-void atomic_write_file(const std::string& path, std::string_view contents);
+FileDigest write_file_atomic(const std::string& path, std::string_view contents);
 
-// fsync() on a directory, so renames and unlinks inside it are durable.
-void fsync_directory(const std::string& dir);
 
 // A directory that becomes visible under its final name only when complete:
 // files are written into path() (a hidden sibling of `final_path`); commit()

@@ -25,12 +25,6 @@ T required(const nlohmann::json& j, const char* key, const std::string& where) {
 }
 }  // namespace
 
-std::string hex64(uint64_t value) {
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(value));
-  return buf;
-}
-
 uint64_t DatasetManifest::tokens(const std::string& split) const {
   uint64_t n = 0;
   for (const auto& s : shards)
@@ -120,7 +114,7 @@ DatasetManifest read_manifest(const std::string& manifest_path) {
 }
 
 void write_manifest(const std::string& dir, const DatasetManifest& manifest) {
-  atomic_write_file((fs::path(dir) / kManifestName).string(), manifest.to_json().dump(2) + "\n");
+  write_file_atomic((fs::path(dir) / kManifestName).string(), manifest.to_json().dump(2) + "\n");
 }
 
 }  // namespace kiln

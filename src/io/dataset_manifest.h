@@ -20,6 +20,8 @@
 
 #include "io/token_shards.h"
 
+#include "io/file_util.h"  // hex64
+
 namespace kiln {
 
 struct ManifestShard {
@@ -55,6 +57,5 @@ DatasetManifest read_manifest(const std::string& manifest_path);
 // Writes <dir>/manifest.json atomically.
 void write_manifest(const std::string& dir, const DatasetManifest& manifest);
 
-std::string hex64(uint64_t value);
 
 }  // namespace kiln

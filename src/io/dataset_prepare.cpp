@@ -183,7 +183,7 @@ PrepareResult prepare_dataset(const PrepareOptions& options) {
   const auto tokenizer = load_tokenizer(options.tokenizer_path);
   if (tokenizer->bos_id() < 0)
     fail_input(options.tokenizer_path, "tokenizer has no BOS piece (documents start with BOS)");
-  const std::vector<InputFile> files = expand_inputs(options.inputs, options.format);
+  const std::vector<TextInput> files = expand_inputs(options.inputs, options.format);
   uint64_t total_bytes = 0;
   for (const auto& f : files) total_bytes += f.bytes;
 
@@ -219,7 +219,7 @@ PrepareResult prepare_dataset(const PrepareOptions& options) {
         return ok;
       };
       bool ok = true;
-      for (const InputFile& file : files) {
+      for (const TextInput& file : files) {
         read_documents(
             file, {options.line_per_doc},
             [&](std::string&& doc) {
@@ -340,7 +340,7 @@ PrepareResult prepare_dataset(const PrepareOptions& options) {
                                     [&](const ManifestShard& s) { return s.file == old; });
     if (!reused) fs::remove(out / old, ec);
   }
-  fsync_directory(options.out_dir);
+  fsync_dir(options.out_dir);
   write_manifest(options.out_dir, manifest);
 
   PrepareResult result;

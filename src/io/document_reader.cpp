@@ -137,7 +137,7 @@ void emit_trimmed(std::string&& doc, const std::function<void(std::string&&)>& s
   }
 }
 
-void read_text(const InputFile& file, std::ifstream& in, const DocumentOptions& options,
+void read_text(const TextInput& file, std::ifstream& in, const DocumentOptions& options,
                const std::function<void(std::string&&)>& sink,
                const std::function<void(uint64_t)>& progress) {
   std::string line, doc;
@@ -164,7 +164,7 @@ void read_text(const InputFile& file, std::ifstream& in, const DocumentOptions& 
   if (!doc.empty()) emit_trimmed(std::move(doc), sink);
 }
 
-void read_json(const InputFile& file, std::ifstream& in,
+void read_json(const TextInput& file, std::ifstream& in,
                const std::function<void(std::string&&)>& sink,
                const std::function<void(uint64_t)>& progress) {
   // Peek at the first non-space byte: '[' means one array, '{' JSON Lines.
@@ -232,9 +232,9 @@ const char* text_format_name(TextFormat format) {
   return "?";
 }
 
-std::vector<InputFile> expand_inputs(const std::vector<std::string>& paths, TextFormat format) {
+std::vector<TextInput> expand_inputs(const std::vector<std::string>& paths, TextFormat format) {
   if (paths.empty()) fail_input("--input", "no input files given");
-  std::vector<InputFile> files;
+  std::vector<TextInput> files;
   auto add = [&](const fs::path& p) {
     std::error_code ec;
     const uint64_t size = fs::file_size(p, ec);
@@ -281,7 +281,7 @@ std::vector<InputFile> expand_inputs(const std::vector<std::string>& paths, Text
   return files;
 }
 
-void read_documents(const InputFile& file, const DocumentOptions& options,
+void read_documents(const TextInput& file, const DocumentOptions& options,
                     const std::function<void(std::string&&)>& sink,
                     const std::function<void(uint64_t)>& progress) {
   std::ifstream in(file.path, std::ios::binary);

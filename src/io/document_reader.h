@@ -20,7 +20,7 @@ enum class TextFormat { automatic, text, jsonl };
 TextFormat parse_text_format(const std::string& name, const std::string& flag = "--format");
 const char* text_format_name(TextFormat format);
 
-struct InputFile {
+struct TextInput {
   std::string path;
   TextFormat format;  // never automatic
   uint64_t bytes;
@@ -32,7 +32,7 @@ struct InputFile {
 // (text) -- or every file when `format` is text. With `format` automatic a
 // file's format follows its extension (.json/.jsonl -> JSON, else text).
 // InputError for a missing path or when nothing is found.
-std::vector<InputFile> expand_inputs(const std::vector<std::string>& paths, TextFormat format);
+std::vector<TextInput> expand_inputs(const std::vector<std::string>& paths, TextFormat format);
 
 struct DocumentOptions {
   bool line_per_doc = false;
@@ -41,7 +41,7 @@ struct DocumentOptions {
 // Streams one file's documents into `sink`. `progress`, if set, is called now
 // and then with the number of bytes of the file consumed so far. InputError
 // (with the path, and the line or byte offset) for unreadable files or bad JSON.
-void read_documents(const InputFile& file, const DocumentOptions& options,
+void read_documents(const TextInput& file, const DocumentOptions& options,
                     const std::function<void(std::string&&)>& sink,
                     const std::function<void(uint64_t)>& progress = {});
 

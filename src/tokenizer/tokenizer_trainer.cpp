@@ -39,7 +39,7 @@ constexpr int kMetaPieces = 3 + 256;  // <unk> <s> </s> and the byte pieces
 // exceptions must not cross the library.
 class DocumentLineIterator : public sentencepiece::SentenceIterator {
  public:
-  explicit DocumentLineIterator(std::vector<InputFile> files) : files_(std::move(files)) {
+  explicit DocumentLineIterator(std::vector<TextInput> files) : files_(std::move(files)) {
     fill();
   }
   bool done() const override { return index_ >= lines_.size(); }
@@ -61,7 +61,7 @@ class DocumentLineIterator : public sentencepiece::SentenceIterator {
     lines_.clear();
     index_ = 0;
     while (lines_.empty() && next_file_ < files_.size() && error_.empty()) {
-      const InputFile& file = files_[next_file_++];
+      const TextInput& file = files_[next_file_++];
       try {
         read_documents(file, {}, [&](std::string&& doc) {
           size_t pos = 0;
@@ -82,7 +82,7 @@ class DocumentLineIterator : public sentencepiece::SentenceIterator {
     }
   }
 
-  std::vector<InputFile> files_;
+  std::vector<TextInput> files_;
   size_t next_file_ = 0;
   std::vector<std::string> lines_;
   size_t index_ = 0;
@@ -140,7 +140,7 @@ void send_line(int fd, const std::string& line) {
 
 // Runs in the child. Never returns.
 [[noreturn]] void child_train(const TokenizerTrainOptions& options,
-                              const std::vector<InputFile>& files, int fd) {
+                              const std::vector<TextInput>& files, int fd) {
   int alphabet = 0;
   ProgressBar bar("tokenizer", 0.0, options.progress && !options.verbose);
   std::unique_ptr<ProgressBar> merges;
@@ -223,7 +223,7 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& options) {
                    " (3 special and 256 byte pieces come first)",
                std::to_string(options.vocab_size));
   if (options.out_path.empty()) fail_input("--out", "no output path given");
-  const std::vector<InputFile> files = expand_inputs(options.inputs, options.format);
+  const std::vector<TextInput> files = expand_inputs(options.inputs, options.format);
   Timer timer;
 
   int fds[2];
@@ -306,7 +306,7 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& options) {
   // Check the model loads before it replaces anything on disk.
   const auto loaded = SentencePieceTokenizer::from_serialized(options.out_path, model);
   result.vocab_size = loaded->vocab_size();
-  atomic_write_file(options.out_path, model);
+  write_file_atomic(options.out_path, model);
   result.seconds = timer.seconds();
   return result;
 }
