@@ -32,6 +32,13 @@ struct TrainOptions {
   bool resume = false;
   bool compact_vocab = false;
   bool quiet = false;  // no per-step progress lines
+  // Non-finite guard: a step whose loss or grad norm is NaN/Inf is skipped; after
+  // max_skips consecutive skips the run rolls back to its last checkpoint with the
+  // LR scaled by rollback_lr_scale ("rollback"), or stops ("stop").
+  int max_skips = 5;
+  std::string on_nonfinite = "rollback";
+  double rollback_lr_scale = 0.5;
+  std::string on_ckpt_error = "stop";  // continue | stop
 };
 
 // Validates every option and input file, then trains. Throws InputError for
