@@ -318,7 +318,18 @@ TinyStoriesResult fetch_tinystories(const TinyStoriesOptions& options) {
     DatasetOptions all;
     all.split = "all";
     all.vocab_size = kLlama2Vocab;
-    const TokenDataset ds = TokenDataset::open(stage.path(), all);  // sizes, ids < 32000
+    // Sizes and ids < 32000; errors name the archive member, not the scratch path.
+    const TokenDataset ds = [&] {
+      try {
+        return TokenDataset::open(stage.path(), all);
+      } catch (const InputError& e) {
+        std::string message = e.what();
+        const std::string scratch_prefix = stage.path() + "/";
+        if (message.rfind(scratch_prefix, 0) == 0)
+          message = archive + ": " + message.substr(scratch_prefix.size());
+        throw InputError(message);
+      }
+    }();
     DatasetManifest m;
     m.vocab_size = kLlama2Vocab;
     m.dtype = TokenDType::uint16;
