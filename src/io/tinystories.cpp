@@ -137,9 +137,12 @@ void download(const std::string& url, const std::string& dest) {
   const ProcessResult r = run_process(
       {"curl", "-L", "--fail", "--retry", "3", "-C", "-", "--progress-bar", "-o", part, url}, false);
   if (r.exit_code == 127) fail_runtime("curl", "curl is not installed (apt-get install curl), or use --archive");
-  if (r.exit_code != 0)
-    fail_runtime(url, "download failed (curl exit code " + std::to_string(r.exit_code) +
-                          "); the partial file " + part + " is kept so a rerun resumes");
+  if (r.exit_code != 0) {
+    std::error_code ec;
+    const bool partial = fs::exists(part, ec) && fs::file_size(part, ec) > 0;
+    fail_runtime(url, "download failed (curl exit code " + std::to_string(r.exit_code) + ")" +
+                          (partial ? "; the partial file " + part + " is kept so a rerun resumes" : ""));
+  }
   if (::rename(part.c_str(), dest.c_str()) != 0)
     fail_runtime(dest, std::string("rename failed: ") + std::strerror(errno));
 }
