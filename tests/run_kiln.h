@@ -54,9 +54,9 @@ inline std::string scratch_dir(const std::string& name) {
 // Runs `kiln args...` with stdout and stderr captured (through files in `scratch`).
 inline CliResult run_kiln(const std::vector<std::string>& args, const std::string& scratch) {
   std::string cmd = shell_quote(KILN_BINARY);
-  for (const auto& a : args) cmd += " " + shell_quote(a);
+  for (const auto& a : args) cmd.append(" ").append(shell_quote(a));
   const std::string out_path = scratch + "/.cli_stdout", err_path = scratch + "/.cli_stderr";
-  cmd += " >" + shell_quote(out_path) + " 2>" + shell_quote(err_path);
+  cmd.append(" >").append(shell_quote(out_path)).append(" 2>").append(shell_quote(err_path));
   const int status = std::system(cmd.c_str());
   CliResult r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

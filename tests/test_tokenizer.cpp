@@ -260,7 +260,16 @@ TEST_F(TokenizerTest, ExportHasLlama2cLayout) {
     std::string want = sp_->IdToPiece(id);
     if (id == 1) want = "\n<s>\n";
     if (id == 2) want = "\n</s>\n";
-    for (size_t p; (p = want.find("\xE2\x96\x81")) != std::string::npos;) want.replace(p, 3, " ");
+    std::string spaced;
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (want.compare(i, 3, "\xE2\x96\x81") == 0) {
+        spaced.push_back(' ');
+        i += 2;
+      } else {
+        spaced.push_back(want[i]);
+      }
+    }
+    want = spaced;
     EXPECT_EQ(token, want) << id;
   }
   EXPECT_EQ(pos, bytes.size());
@@ -284,7 +293,10 @@ TEST_F(TokenizerTest, CliEncodeDecodeMatchesLibrary) {
     const auto r = run_kiln({"tokenizer", "encode", "--tokenizer", *path, "--text", text}, *dir_);
     ASSERT_EQ(r.code, 0) << r.err;
     std::string want;
-    for (int32_t id : model_->encode(text)) want += (want.empty() ? "" : " ") + std::to_string(id);
+    for (int32_t id : model_->encode(text)) {
+      if (!want.empty()) want.push_back(' ');
+      want.append(std::to_string(id));
+    }
     EXPECT_EQ(r.out, want + "\n");
     const auto with_bos = run_kiln({"tokenizer", "encode", "--tokenizer", *path, "--text", text, "--bos", "--eos"}, *dir_);
     EXPECT_EQ(with_bos.out, "1 " + want + " 2\n");
@@ -329,7 +341,10 @@ TEST_F(TokenizerTest, BadTokenizerFilesExitTwoNamingThePath) {
   EXPECT_NE(run_kiln({"tokenizer", "info", "--tokenizer", empty_path}, *dir_).err.find("empty"),
             std::string::npos);
   const auto cut = run_kiln({"tokenizer", "info", "--tokenizer", cut_path}, *dir_);
-  EXPECT_NE(cut.err.find("(as tokenizer.bin: truncated entry for token"), std::string::npos) << cut.err;
+  // Where the cut lands decides which of the two truncation messages applies.
+  EXPECT_TRUE(cut.err.find("(as tokenizer.bin: truncated entry for token") != std::string::npos ||
+              cut.err.find("runs past the end of the file") != std::string::npos)
+      << cut.err;
 }
 
 TEST_F(TokenizerTest, OutOfRangeIdsExitTwo) {

@@ -137,9 +137,12 @@ void download(const std::string& url, const std::string& dest) {
   const ProcessResult r = run_process(
       {"curl", "-L", "--fail", "--retry", "3", "-C", "-", "--progress-bar", "-o", part, url}, false);
   if (r.exit_code == 127) fail_runtime("curl", "curl is not installed (apt-get install curl), or use --archive");
-  if (r.exit_code != 0)
-    fail_runtime(url, "download failed (curl exit code " + std::to_string(r.exit_code) +
-                          "); the partial file " + part + " is kept so a rerun resumes");
+  if (r.exit_code != 0) {
+    std::error_code ec;
+    const bool partial = fs::exists(part, ec) && fs::file_size(part, ec) > 0;
+    fail_runtime(url, "download failed (curl exit code " + std::to_string(r.exit_code) + ")" +
+                          (partial ? "; the partial file " + part + " is kept so a rerun resumes" : ""));
+  }
   if (::rename(part.c_str(), dest.c_str()) != 0)
     fail_runtime(dest, std::string("rename failed: ") + std::strerror(errno));
 }
@@ -318,7 +321,18 @@ TinyStoriesResult fetch_tinystories(const TinyStoriesOptions& options) {
     DatasetOptions all;
     all.split = "all";
     all.vocab_size = kLlama2Vocab;
-    const TokenDataset ds = TokenDataset::open(stage.path(), all);  // sizes, ids < 32000
+    // Sizes and ids < 32000; errors name the archive member, not the scratch path.
+    const TokenDataset ds = [&] {
+      try {
+        return TokenDataset::open(stage.path(), all);
+      } catch (const InputError& e) {
+        std::string message = e.what();
+        const std::string scratch_prefix = stage.path() + "/";
+        if (message.rfind(scratch_prefix, 0) == 0)
+          message = archive + ": " + message.substr(scratch_prefix.size());
+        throw InputError(message);
+      }
+    }();
     DatasetManifest m;
     m.vocab_size = kLlama2Vocab;
     m.dtype = TokenDType::uint16;

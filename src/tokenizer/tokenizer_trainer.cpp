@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <regex>
@@ -223,6 +224,13 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& options) {
                    " (3 special and 256 byte pieces come first)",
                std::to_string(options.vocab_size));
   if (options.out_path.empty()) fail_input("--out", "no output path given");
+  {
+    // Fail before a possibly long training run, not after it.
+    const std::filesystem::path parent = std::filesystem::path(options.out_path).parent_path();
+    std::error_code ec;
+    if (!parent.empty() && !std::filesystem::is_directory(parent, ec))
+      fail_input(options.out_path, "output directory does not exist", "", parent.string());
+  }
   const std::vector<TextInput> files = expand_inputs(options.inputs, options.format);
   Timer timer;
 
