@@ -98,7 +98,7 @@ TEST_F(Trainer, TrainsLogsAndCheckpoints) {
   }
   EXPECT_EQ(counts["run"], 1);
   EXPECT_EQ(counts["step"], 40);
-  EXPECT_EQ(counts["eval"], 2);
+  EXPECT_EQ(counts["eval"], 3);  // steps 0, 20, 40
   EXPECT_EQ(counts["checkpoint"], 2);
   EXPECT_EQ(counts["report"], 1);
   EXPECT_LT(last_loss, first_loss - 1.0) << "loss did not fall: " << first_loss << " -> " << last_loss;

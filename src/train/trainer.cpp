@@ -452,6 +452,11 @@ int run_training(TrainOptions o) {
     }
   };
   int exit_code = 0;
+  if (o.eval_every > 0 && run.step_done == 0) {  // the baseline the curve falls from
+    const float val = run.eval_loss();
+    run.log.write("eval", {{"step", 0}, {"val_loss", val}});
+    std::printf("eval   step 0 | val loss %.4f\n", val);
+  }
   while (run.step_done < o.steps && !stop_requested()) {
     Timer step_timer;
     run.backend->zero(run.grads, run.P * sizeof(float));
