@@ -1,8 +1,8 @@
 // Test helpers: run the built `kiln` CLI and give each test process its own
 // scratch directory under KILN_TEST_TMPDIR.
 #pragma once
-#include <unistd.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>

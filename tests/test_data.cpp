@@ -1,4 +1,4 @@
-// Token shards, manifests, `data prepare`, `data stats`, `data tinystories`:
+// Token shards, manifests, `data prepare`, `data stats`:
 // round trips through every layout, the split rule, determinism across
 // thread counts, and bad input failing with exit code 2, the path, and
 // nothing half-written left behind.
@@ -12,6 +12,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "data_test_helpers.h"
 #include "io/atomic_file.h"
 #include "io/dataset_manifest.h"
 #include "io/dataset_prepare.h"
@@ -25,41 +26,15 @@ namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
+using test::error_of;
+using test::hidden_entries;
+using test::read_all;
 using test::read_text_file;
 using test::run_kiln;
 using test::write_text_file;
+using test::write_u16;
 
 const std::string kProse = std::string(KILN_SOURCE_DIR) + "/tests/data/kiln_prose.txt";
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "(no InputError)";
-}
-
-void write_u16(const std::string& path, const std::vector<uint16_t>& ids) {
-  write_text_file(path, std::string(reinterpret_cast<const char*>(ids.data()), ids.size() * 2));
-}
-
-std::vector<int32_t> read_all(const TokenDataset& ds) {
-  std::vector<int32_t> out(static_cast<size_t>(ds.size()));
-  ds.read(0, ds.size(), out.data());
-  return out;
-}
-
-// Entries of `dir` whose names start with '.', i.e. staging or temp leftovers.
-std::vector<std::string> hidden_entries(const std::string& dir) {
-  std::vector<std::string> found;
-  if (!fs::exists(dir)) return found;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (!name.empty() && name[0] == '.') found.push_back(e.path().string());
-  }
-  return found;
-}
 
 // The prose file's paragraphs, split independently of document_reader.
 std::vector<std::string> prose_paragraphs() {
@@ -238,7 +213,8 @@ TEST_F(DataTest, LlmcShardsRoundTripAndNamedSplits) {
   std::vector<int32_t> train_ids, val_ids;
   for (int i = 0; i < 3000; ++i) train_ids.push_back((i * 7919) % 50257);
   for (int i = 0; i < 500; ++i) val_ids.push_back((i * 104729) % 50257);
-  for (auto [name, ids] : {std::pair{"tiny_train_000001.bin", &train_ids}, std::pair{"tiny_val_000000.bin", &val_ids}}) {
+  for (auto [name, ids] : {std::pair{"tiny_train_000001.bin", &train_ids},
+                           std::pair{"tiny_val_000000.bin", &val_ids}}) {
     ShardWriter w(ds_dir + "/" + name, TokenDType::uint16, ShardFormat::llmc);
     w.append(*ids);
     w.finish();
@@ -306,7 +282,8 @@ TEST_F(DataTest, BadShardsAreReportedWithPathAndOffset) {
   EXPECT_NE(e.find("expected 8 tokens, got 10"), std::string::npos) << e;
   header[1] = 7;
   header[2] = 8;
-  write_text_file(bad_count, std::string(reinterpret_cast<const char*>(header.data()), 1024) + std::string(16, '\0'));
+  write_text_file(bad_count, std::string(reinterpret_cast<const char*>(header.data()), 1024) +
+                                 std::string(16, '\0'));
   e = error_of([&] { TokenDataset::open(bad_count); });
   EXPECT_NE(e.find("unsupported llm.c shard version"), std::string::npos) << e;
 
@@ -321,18 +298,21 @@ TEST_F(DataTest, BadShardsAreReportedWithPathAndOffset) {
   DatasetOptions opt;
   opt.vocab_size = 300;
   e = error_of([&] { TokenDataset::open(ds_dir, opt); });
-  EXPECT_NE(e.find(ds_dir + "/b_train.bin: token id out of range at token offset 37 (byte offset 74)"),
-            std::string::npos)
+  EXPECT_NE(
+      e.find(ds_dir + "/b_train.bin: token id out of range at token offset 37 (byte offset 74)"),
+      std::string::npos)
       << e;
   EXPECT_NE(e.find("got 300"), std::string::npos) << e;
   opt.vocab_size = 1000;
   EXPECT_EQ(TokenDataset::open(ds_dir, opt).max_token_id(), 999);
 
   // Missing dataset, empty directory.
-  EXPECT_NE(error_of([&] { TokenDataset::open(dir_ + "/nowhere"); }).find("does not exist"), std::string::npos);
-  fs::create_directories(dir_ + "/empty");
-  EXPECT_NE(error_of([&] { TokenDataset::open(dir_ + "/empty"); }).find("no manifest.json and no *.bin"),
+  EXPECT_NE(error_of([&] { TokenDataset::open(dir_ + "/nowhere"); }).find("does not exist"),
             std::string::npos);
+  fs::create_directories(dir_ + "/empty");
+  EXPECT_NE(
+      error_of([&] { TokenDataset::open(dir_ + "/empty"); }).find("no manifest.json and no *.bin"),
+      std::string::npos);
 }
 
 // --- data prepare -------------------------------------------------------------------------
@@ -397,8 +377,7 @@ TEST_F(DataTest, PrepareJsonLinesArraysAndLinePerDoc) {
   const std::vector<std::string> stories = {
       "Once upon a time, a small cat found a red ball.",
       "Tom and Sue went to the park. They saw a big dog.\nThe dog was happy.",
-      "Caf\xC3\xA9 owners sell bread at 7 o'clock.",
-      "The sun was warm and the river was cold.",
+      "Caf\xC3\xA9 owners sell bread at 7 o'clock.", "The sun was warm and the river was cold.",
       "Lily had a kite. The wind took it high into the sky."};
   const std::string jsonl = dir_ + "/stories.jsonl";
   nlohmann::json j0 = {{"text", stories[0]}, {"id", 1}};
@@ -488,24 +467,28 @@ TEST_F(DataTest, ManifestMismatchesAreDetected) {
   EXPECT_NE(e.find(shard + ": shard file does not exist"), std::string::npos) << e;
   // A manifest that is not JSON, or not ours.
   write_text_file(ds_dir + "/manifest.json", "{not json");
-  EXPECT_NE(error_of([&] { TokenDataset::open(ds_dir); }).find("not valid JSON"), std::string::npos);
+  EXPECT_NE(error_of([&] { TokenDataset::open(ds_dir); }).find("not valid JSON"),
+            std::string::npos);
   write_text_file(ds_dir + "/manifest.json", R"({"format": "something-else", "version": 1})");
-  EXPECT_NE(error_of([&] { TokenDataset::open(ds_dir); }).find("not a Kiln shard manifest"), std::string::npos);
+  EXPECT_NE(error_of([&] { TokenDataset::open(ds_dir); }).find("not a Kiln shard manifest"),
+            std::string::npos);
 }
 
 // --- CLI: prepare, stats ------------------------------------------------------------------
 
 TEST_F(DataTest, CliPrepareAndStats) {
   const std::string out = dir_ + "/ds";
-  auto r = run_kiln({"data", "prepare", "--tokenizer", *model_path_, "--input", kProse, "--out", out,
-                     "--val-fraction", "0.25", "--threads", "2"},
+  auto r = run_kiln({"data", "prepare", "--tokenizer", *model_path_, "--input", kProse, "--out",
+                     out, "--val-fraction", "0.25", "--threads", "2"},
                     dir_);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("16 documents"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("throughput"), std::string::npos) << r.out;
 
   const std::string used = dir_ + "/used.json";
-  r = run_kiln({"data", "stats", out, "--json", "--tokenizer", *model_path_, "--verify", "--used-ids", used}, dir_);
+  r = run_kiln(
+      {"data", "stats", out, "--json", "--tokenizer", *model_path_, "--verify", "--used-ids", used},
+      dir_);
   ASSERT_EQ(r.code, 0) << r.err;
   const nlohmann::json stats = nlohmann::json::parse(r.out);
   const TokenDataset ds = TokenDataset::open(out, {.split = "all"});
@@ -530,14 +513,19 @@ TEST_F(DataTest, CliPrepareAndStats) {
   write_u16(flat, {1, 5, 9, 250, 7});
   r = run_kiln({"data", "stats", flat, "--vocab-size", "200"}, dir_);
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find(flat + ": token id out of range at token offset 3 (byte offset 6)"), std::string::npos)
+  EXPECT_NE(r.err.find(flat + ": token id out of range at token offset 3 (byte offset 6)"),
+            std::string::npos)
       << r.err;
 }
 
 TEST_F(DataTest, CliPrepareBadInputLeavesNothingBehind) {
   const std::string out = dir_ + "/ds";
   // A good dataset first; failing runs must not disturb it.
-  ASSERT_EQ(run_kiln({"data", "prepare", "--tokenizer", *model_path_, "--input", kProse, "--out", out, "--quiet"}, dir_).code, 0);
+  ASSERT_EQ(run_kiln({"data", "prepare", "--tokenizer", *model_path_, "--input", kProse, "--out",
+                      out, "--quiet"},
+                     dir_)
+                .code,
+            0);
   const std::string manifest_before = read_text_file(out + "/manifest.json");
   const std::string shard_before = read_text_file(out + "/train_0000.bin");
 
@@ -556,13 +544,19 @@ TEST_F(DataTest, CliPrepareBadInputLeavesNothingBehind) {
   };
   const std::vector<Bad> bad = {
       {{"--tokenizer", *model_path_, "--input", empty}, empty + ": the inputs hold no documents"},
-      {{"--tokenizer", *model_path_, "--input", dir_ + "/missing.txt"}, dir_ + "/missing.txt: input does not exist"},
-      {{"--tokenizer", garbage, "--input", kProse}, garbage + ": not a SentencePiece .model or a llama2.c tokenizer.bin"},
-      {{"--tokenizer", dir_ + "/nope.model", "--input", kProse}, dir_ + "/nope.model: cannot open tokenizer"},
+      {{"--tokenizer", *model_path_, "--input", dir_ + "/missing.txt"},
+       dir_ + "/missing.txt: input does not exist"},
+      {{"--tokenizer", garbage, "--input", kProse},
+       garbage + ": not a SentencePiece .model or a llama2.c tokenizer.bin"},
+      {{"--tokenizer", dir_ + "/nope.model", "--input", kProse},
+       dir_ + "/nope.model: cannot open tokenizer"},
       {{"--tokenizer", *model_path_, "--input", kProse, bad_json}, bad_json + ":2: "},
-      {{"--tokenizer", *model_path_, "--input", no_field}, no_field + ": object 1 has no \"text\" or \"story\" string"},
-      {{"--tokenizer", *model_path_, "--input", kProse, "--val-fraction", "1.5"}, "--val-fraction: validation fraction out of range"},
-      {{"--tokenizer", *model_path_, "--input", kProse, "--format", "xml"}, "--format: unknown input format"},
+      {{"--tokenizer", *model_path_, "--input", no_field},
+       no_field + ": object 1 has no \"text\" or \"story\" string"},
+      {{"--tokenizer", *model_path_, "--input", kProse, "--val-fraction", "1.5"},
+       "--val-fraction: validation fraction out of range"},
+      {{"--tokenizer", *model_path_, "--input", kProse, "--format", "xml"},
+       "--format: unknown input format"},
   };
   for (const Bad& b : bad) {
     std::vector<std::string> args = {"data", "prepare", "--out", out, "--quiet"};
@@ -576,144 +570,11 @@ TEST_F(DataTest, CliPrepareBadInputLeavesNothingBehind) {
   }
   // A failing run into a fresh directory leaves no shard and no manifest.
   const std::string fresh = dir_ + "/fresh";
-  const auto r = run_kiln({"data", "prepare", "--tokenizer", *model_path_, "--input", kProse, bad_json, "--out", fresh}, dir_);
+  const auto r = run_kiln(
+      {"data", "prepare", "--tokenizer", *model_path_, "--input", kProse, bad_json, "--out", fresh},
+      dir_);
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(fs::is_empty(fresh)) << "leftovers in " << fresh;
-}
-
-// --- CLI: tinystories (offline, from archives the test builds) -----------------------------
-
-class TinyStoriesTest : public DataTest {
- protected:
-  // tar czf <archive> -C <dir> <members...>
-  static void make_archive(const std::string& archive, const std::string& dir, const std::string& members) {
-    const std::string cmd = "tar czf " + test::shell_quote(archive) + " -C " + test::shell_quote(dir) + " " + members;
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  }
-};
-
-TEST_F(TinyStoriesTest, PretokenizedArchive) {
-  // The layout of the Llama-2-32K archive: dataNN.bin flat uint16 shards,
-  // a BOS (1) before every story.
-  const std::string src = dir_ + "/src/tok32000";
-  fs::create_directories(src);
-  std::mt19937 rng(11);
-  std::vector<std::vector<uint16_t>> shards(3);
-  uint64_t bos_total = 0;
-  for (size_t s = 0; s < shards.size(); ++s) {
-    for (int i = 0; i < 400 + static_cast<int>(s) * 50; ++i) {
-      const bool bos = i % 40 == 0;
-      shards[s].push_back(bos ? 1 : static_cast<uint16_t>(3 + rng() % 31997));
-      bos_total += bos;
-    }
-    write_u16(src + "/data0" + std::to_string(s) + ".bin", shards[s]);
-  }
-  const std::string archive = dir_ + "/TinyStories_tok32000.tar.gz";
-  make_archive(archive, dir_ + "/src", "tok32000");
-  const std::string out = dir_ + "/ts";
-
-  auto r = run_kiln({"data", "tinystories", "--archive", archive, "--dir", out}, dir_);
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("tinystories (pretok)"), std::string::npos) << r.out;
-  const TokenDataset val = TokenDataset::open(out + "/tok32000", {.split = "val", .vocab_size = 32000, .verify_checksums = true});
-  const TokenDataset train = TokenDataset::open(out + "/tok32000", {.split = "train"});
-  EXPECT_EQ(val.description(), "kiln manifest");
-  EXPECT_EQ(read_all(val), std::vector<int32_t>(shards[0].begin(), shards[0].end()));
-  std::vector<int32_t> rest(shards[1].begin(), shards[1].end());
-  rest.insert(rest.end(), shards[2].begin(), shards[2].end());
-  EXPECT_EQ(read_all(train), rest);
-  const DatasetManifest m = read_manifest(out + "/tok32000/manifest.json");
-  EXPECT_EQ(m.vocab_size, 32000);
-  EXPECT_EQ(m.documents("train") + m.documents("val"), bos_total);
-  EXPECT_TRUE(hidden_entries(out).empty());
-
-  // Second run: already there, nothing downloaded or extracted.
-  r = run_kiln({"data", "tinystories", "--dir", out}, dir_);
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("already present"), std::string::npos) << r.out;
-}
-
-TEST_F(TinyStoriesTest, RawArchiveIsTokenizedIntoShards) {
-  const std::string src = dir_ + "/src";
-  fs::create_directories(src);
-  const std::vector<std::string> stories = {
-      "One day, a little bird sat on a tree.", "The boy ran home. He was very tired.",
-      "Mia liked to paint the sky blue.", "The old man gave the dog a bone."};
-  nlohmann::json a = nlohmann::json::array(), b = nlohmann::json::array();
-  for (size_t i = 0; i < stories.size(); ++i)
-    (i < 3 ? a : b).push_back({{"story", stories[i]}, {"instruction", {{"features", {"Dialogue"}}}}, {"source", "test"}});
-  write_text_file(src + "/data00.json", a.dump());
-  write_text_file(src + "/data01.json", b.dump());
-  const std::string archive = dir_ + "/TinyStories_all_data.tar.gz";
-  make_archive(archive, src, "data00.json data01.json");
-  const std::string out = dir_ + "/ts";
-
-  const auto r = run_kiln({"data", "tinystories", "--archive", archive, "--dir", out, "--tokenizer", *model_path_,
-                           "--val-fraction", "0", "--quiet"},
-                          dir_);
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_TRUE(fs::exists(out + "/TinyStories_all_data/data00.json"));
-  EXPECT_TRUE(fs::exists(out + "/TinyStories_all_data/data01.json"));
-  const TokenDataset ds = TokenDataset::open(out + "/tok400", {.tokenizer = tok_});
-  std::vector<int32_t> want;
-  for (const auto& s : stories) {
-    const auto ids = tok_->encode(s, true);
-    want.insert(want.end(), ids.begin(), ids.end());
-  }
-  EXPECT_EQ(read_all(ds), want);
-  EXPECT_TRUE(hidden_entries(out).empty());
-}
-
-TEST_F(TinyStoriesTest, BadArchivesExitTwoAndLeaveNothing) {
-  const std::string out = dir_ + "/ts";
-  // Not gzip at all (e.g. an HTML error page saved as the archive).
-  const std::string html = dir_ + "/page.tar.gz";
-  write_text_file(html, "<html>Invalid username or password.</html>");
-  auto r = run_kiln({"data", "tinystories", "--archive", html, "--dir", out}, dir_);
-  EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find(html + ": not a gzip archive"), std::string::npos) << r.err;
-  // Missing archive.
-  r = run_kiln({"data", "tinystories", "--archive", dir_ + "/nothing.tar.gz", "--dir", out}, dir_);
-  EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("nothing.tar.gz: archive does not exist"), std::string::npos) << r.err;
-  // Gzip, but not a tar.
-  const std::string plain = dir_ + "/plain.txt";
-  write_text_file(plain, "just text");
-  ASSERT_EQ(std::system(("gzip -kf " + test::shell_quote(plain)).c_str()), 0);
-  r = run_kiln({"data", "tinystories", "--archive", plain + ".gz", "--dir", out}, dir_);
-  EXPECT_EQ(r.code, 2) << r.err;
-  // A tar without the layout.
-  fs::create_directories(dir_ + "/src1");
-  write_text_file(dir_ + "/src1/readme.txt", "hello");
-  make_archive(dir_ + "/other.tar.gz", dir_ + "/src1", "readme.txt");
-  r = run_kiln({"data", "tinystories", "--archive", dir_ + "/other.tar.gz", "--dir", out}, dir_);
-  EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("does not have the TinyStories layout"), std::string::npos) << r.err;
-  // A shard with an odd byte count, and one with an id >= 32000.
-  fs::create_directories(dir_ + "/src2");
-  write_u16(dir_ + "/src2/data00.bin", {1, 2, 3});
-  write_text_file(dir_ + "/src2/data01.bin", std::string(7, '\1'));
-  make_archive(dir_ + "/odd.tar.gz", dir_ + "/src2", "data00.bin data01.bin");
-  r = run_kiln({"data", "tinystories", "--archive", dir_ + "/odd.tar.gz", "--dir", out}, dir_);
-  EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("data01.bin: odd byte count"), std::string::npos) << r.err;
-  fs::create_directories(dir_ + "/src3");
-  write_u16(dir_ + "/src3/data00.bin", {1, 2, 3, 32000});
-  make_archive(dir_ + "/range.tar.gz", dir_ + "/src3", "data00.bin");
-  r = run_kiln({"data", "tinystories", "--archive", dir_ + "/range.tar.gz", "--dir", out}, dir_);
-  EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("token offset 3"), std::string::npos) << r.err;
-  // A checksum that does not match.
-  write_u16(dir_ + "/src3/data00.bin", {1, 2, 3});
-  make_archive(dir_ + "/good.tar.gz", dir_ + "/src3", "data00.bin");
-  r = run_kiln({"data", "tinystories", "--archive", dir_ + "/good.tar.gz", "--dir", out, "--sha256",
-                std::string(64, '0')},
-               dir_);
-  EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("checksum mismatch"), std::string::npos) << r.err;
-
-  EXPECT_FALSE(fs::exists(out + "/tok32000"));
-  EXPECT_TRUE(hidden_entries(out).empty());
 }
 
 }  // namespace

@@ -39,27 +39,40 @@ std::vector<Case> cases() {
       {"", ""},
       {"a", "a"},
       {"The model writes short stories.", "The model writes short stories."},
-      {"Hello, Kiln!  Two  spaces, then\ttab and\nnewline.", "Hello, Kiln!  Two  spaces, then\ttab and\nnewline."},
+      {"Hello, Kiln!  Two  spaces, then\ttab and\nnewline.",
+       "Hello, Kiln!  Two  spaces, then\ttab and\nnewline."},
       {" leading space", " leading space"},
       {"   three leading", "   three leading"},
       {"trailing   ", "trailing   "},
       {" ", " "},
       {"    ", "    "},
       {"Numbers: 2024, 19.99, 1000000 and 3.14159.", "Numbers: 2024, 19.99, 1000000 and 3.14159."},
-      {"Caf\xC3\xA9 na\xC3\xAFve r\xC3\xA9sum\xC3\xA9 \xC3\x85ngstr\xC3\xB6m", "Caf\xC3\xA9 na\xC3\xAFve r\xC3\xA9sum\xC3\xA9 \xC3\x85ngstr\xC3\xB6m"},
+      {"Caf\xC3\xA9 na\xC3\xAFve r\xC3\xA9sum\xC3\xA9 \xC3\x85ngstr\xC3\xB6m",
+       "Caf\xC3\xA9 na\xC3\xAFve r\xC3\xA9sum\xC3\xA9 \xC3\x85ngstr\xC3\xB6m"},
       // combining marks: e + U+0301, a + U+0308 + U+0323
       {"cafe\xCC\x81 a\xCC\x88\xCC\xA3", "cafe\xCC\x81 a\xCC\x88\xCC\xA3"},
       // CJK
-      {"\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E\xE3\x81\xA8\xE4\xB8\xAD\xE6\x96\x87 \xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4", "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E\xE3\x81\xA8\xE4\xB8\xAD\xE6\x96\x87 \xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4"},
+      {"\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E\xE3\x81\xA8\xE4\xB8\xAD\xE6\x96\x87 "
+       "\xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4",
+       "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E\xE3\x81\xA8\xE4\xB8\xAD\xE6\x96\x87 "
+       "\xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4"},
       // emoji, a ZWJ family, a flag, a skin tone
-      {"ok \xF0\x9F\x99\x82 \xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7 \xF0\x9F\x87\xAB\xF0\x9F\x87\xB7 \xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD", "ok \xF0\x9F\x99\x82 \xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7 \xF0\x9F\x87\xAB\xF0\x9F\x87\xB7 \xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD"},
+      {"ok \xF0\x9F\x99\x82 "
+       "\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7 "
+       "\xF0\x9F\x87\xAB\xF0\x9F\x87\xB7 \xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD",
+       "ok \xF0\x9F\x99\x82 "
+       "\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7 "
+       "\xF0\x9F\x87\xAB\xF0\x9F\x87\xB7 \xF0\x9F\x91\x8D\xF0\x9F\x8F\xBD"},
       // control characters, DEL, a NUL in the middle, CR LF
-      {std::string("bell\x07 esc\x1B[0m del\x7F nul", 22) + std::string("\0z\r\n", 4), std::string("bell\x07 esc\x1B[0m del\x7F nul", 22) + std::string("\0z\r\n", 4)},
+      {std::string("bell\x07 esc\x1B[0m del\x7F nul", 22) + std::string("\0z\r\n", 4),
+       std::string("bell\x07 esc\x1B[0m del\x7F nul", 22) + std::string("\0z\r\n", 4)},
       // text that looks like special or byte pieces must stay text
       {"<s> </s> <unk> <0x41> \xE2\x96\x81 word", "<s> </s> <unk> <0x41>   word"},
       // malformed UTF-8: a lone 0xFF, a stray continuation byte, a cut 3-byte
       // sequence, an overlong '/', a UTF-16 surrogate, a code point past U+10FFFF
-      {"ab\xFF" "cd", "ab" + fffd + "cd"},
+      {"ab\xFF"
+       "cd",
+       "ab" + fffd + "cd"},
       {"x\x80y", "x" + fffd + "y"},
       {"cut \xE2\x82", "cut " + fffd + fffd},
       {"over\xC0\xAFlong", "over" + fffd + fffd + "long"},
@@ -161,10 +174,36 @@ TEST_F(TokenizerTest, Llama2cBinEncodingEqualsSentencePiece) {
 TEST_F(TokenizerTest, Llama2cBinEncodingEqualsSentencePieceOnRandomText) {
   // Random strings over an alphabet mixing frequent letters (many merges),
   // spaces, digits, accents, CJK, emoji and malformed bytes.
-  const std::vector<std::string> atoms = {
-      "e", "t", "h", "a", "n", "o", "r", "s", "i", "l", "d", " ", " ", " ", "the", "ing",
-      "1", "7", ".", ",", "\n", "\t", "\xC3\xA9", "\xE6\x97\xA5", "\xF0\x9F\x99\x82", "\xFF",
-      "\xE2\x82", "\xCC\x81", "\xE2\x96\x81", "\x01"};
+  const std::vector<std::string> atoms = {"e",
+                                          "t",
+                                          "h",
+                                          "a",
+                                          "n",
+                                          "o",
+                                          "r",
+                                          "s",
+                                          "i",
+                                          "l",
+                                          "d",
+                                          " ",
+                                          " ",
+                                          " ",
+                                          "the",
+                                          "ing",
+                                          "1",
+                                          "7",
+                                          ".",
+                                          ",",
+                                          "\n",
+                                          "\t",
+                                          "\xC3\xA9",
+                                          "\xE6\x97\xA5",
+                                          "\xF0\x9F\x99\x82",
+                                          "\xFF",
+                                          "\xE2\x82",
+                                          "\xCC\x81",
+                                          "\xE2\x96\x81",
+                                          "\x01"};
   std::mt19937 rng(1234);
   for (int trial = 0; trial < 400; ++trial) {
     std::string text;
@@ -298,9 +337,11 @@ TEST_F(TokenizerTest, CliEncodeDecodeMatchesLibrary) {
       want.append(std::to_string(id));
     }
     EXPECT_EQ(r.out, want + "\n");
-    const auto with_bos = run_kiln({"tokenizer", "encode", "--tokenizer", *path, "--text", text, "--bos", "--eos"}, *dir_);
+    const auto with_bos = run_kiln(
+        {"tokenizer", "encode", "--tokenizer", *path, "--text", text, "--bos", "--eos"}, *dir_);
     EXPECT_EQ(with_bos.out, "1 " + want + " 2\n");
-    const auto d = run_kiln({"tokenizer", "decode", "--tokenizer", *path, "--ids", "1 " + want + " 2"}, *dir_);
+    const auto d =
+        run_kiln({"tokenizer", "decode", "--tokenizer", *path, "--ids", "1 " + want + " 2"}, *dir_);
     ASSERT_EQ(d.code, 0) << d.err;
     EXPECT_EQ(d.out, text + "\n");
   }
@@ -308,7 +349,8 @@ TEST_F(TokenizerTest, CliEncodeDecodeMatchesLibrary) {
 
 TEST_F(TokenizerTest, CliExportWritesTheSameFile) {
   const std::string out = *dir_ + "/cli.bin";
-  const auto r = run_kiln({"tokenizer", "export", "--tokenizer", *model_path_, "--out", out}, *dir_);
+  const auto r =
+      run_kiln({"tokenizer", "export", "--tokenizer", *model_path_, "--out", out}, *dir_);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(read_text_file(out), read_text_file(*bin_path_));
 }
@@ -349,14 +391,16 @@ TEST_F(TokenizerTest, BadTokenizerFilesExitTwoNamingThePath) {
 
 TEST_F(TokenizerTest, OutOfRangeIdsExitTwo) {
   for (const std::string* path : {model_path_, bin_path_}) {
-    const auto r = run_kiln({"tokenizer", "decode", "--tokenizer", *path, "--ids", "1 50 400"}, *dir_);
+    const auto r =
+        run_kiln({"tokenizer", "decode", "--tokenizer", *path, "--ids", "1 50 400"}, *dir_);
     EXPECT_EQ(r.code, 2);
     EXPECT_NE(r.err.find(*path), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("out of range"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("got 400"), std::string::npos) << r.err;
     const auto neg = run_kiln({"tokenizer", "decode", "--tokenizer", *path, "--ids", "-1"}, *dir_);
     EXPECT_EQ(neg.code, 2);
-    const auto word = run_kiln({"tokenizer", "decode", "--tokenizer", *path, "--ids", "1 two"}, *dir_);
+    const auto word =
+        run_kiln({"tokenizer", "decode", "--tokenizer", *path, "--ids", "1 two"}, *dir_);
     EXPECT_EQ(word.code, 2);
     EXPECT_NE(word.err.find("'two'"), std::string::npos) << word.err;
   }
@@ -369,29 +413,40 @@ TEST_F(TokenizerTest, OutOfRangeIdsExitTwo) {
 TEST_F(TokenizerTest, TrainerRejectsBadInputWithoutWritingOutput) {
   const std::string out = *dir_ + "/never.model";
   // Missing input.
-  auto r = run_kiln({"tokenizer", "train", "--input", *dir_ + "/nope.txt", "--vocab-size", "400", "--out", out}, *dir_);
+  auto r = run_kiln(
+      {"tokenizer", "train", "--input", *dir_ + "/nope.txt", "--vocab-size", "400", "--out", out},
+      *dir_);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("nope.txt: input does not exist"), std::string::npos) << r.err;
   // Empty input.
   const std::string empty = *dir_ + "/empty.txt";
   write_text_file(empty, "\n \n\t\n");
-  r = run_kiln({"tokenizer", "train", "--input", empty, "--vocab-size", "400", "--out", out, "--quiet"}, *dir_);
+  r = run_kiln(
+      {"tokenizer", "train", "--input", empty, "--vocab-size", "400", "--out", out, "--quiet"},
+      *dir_);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("no text"), std::string::npos) << r.err;
   // A vocabulary the corpus cannot fill.
-  r = run_kiln({"tokenizer", "train", "--input", kProse, "--vocab-size", "20000", "--out", out, "--quiet"}, *dir_);
+  r = run_kiln(
+      {"tokenizer", "train", "--input", kProse, "--vocab-size", "20000", "--out", out, "--quiet"},
+      *dir_);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--vocab-size"), std::string::npos) << r.err;
   // A vocabulary smaller than the special, byte and character pieces.
-  r = run_kiln({"tokenizer", "train", "--input", kProse, "--vocab-size", "280", "--out", out, "--quiet"}, *dir_);
+  r = run_kiln(
+      {"tokenizer", "train", "--input", kProse, "--vocab-size", "280", "--out", out, "--quiet"},
+      *dir_);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--vocab-size"), std::string::npos) << r.err;
-  r = run_kiln({"tokenizer", "train", "--input", kProse, "--vocab-size", "100", "--out", out}, *dir_);
+  r = run_kiln({"tokenizer", "train", "--input", kProse, "--vocab-size", "100", "--out", out},
+               *dir_);
   EXPECT_EQ(r.code, 2);
   // Bad JSON input names the file and line.
   const std::string bad_json = *dir_ + "/bad.jsonl";
   write_text_file(bad_json, "{\"text\": \"fine\"}\n{\"text\": oops}\n");
-  r = run_kiln({"tokenizer", "train", "--input", bad_json, "--vocab-size", "300", "--out", out, "--quiet"}, *dir_);
+  r = run_kiln(
+      {"tokenizer", "train", "--input", bad_json, "--vocab-size", "300", "--out", out, "--quiet"},
+      *dir_);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("bad.jsonl:2"), std::string::npos) << r.err;
 
@@ -402,8 +457,8 @@ TEST_F(TokenizerTest, TrainerRejectsBadInputWithoutWritingOutput) {
 
 TEST_F(TokenizerTest, CliTrainShowsResultAndProducesSameModelAsLibrary) {
   const std::string out = *dir_ + "/cli.model";
-  const auto r = run_kiln({"tokenizer", "train", "--input", kProse, "--vocab-size", "400", "--out", out,
-                           "--threads", "2"},
+  const auto r = run_kiln({"tokenizer", "train", "--input", kProse, "--vocab-size", "400", "--out",
+                           out, "--threads", "2"},
                           *dir_);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("400 pieces"), std::string::npos) << r.out;
@@ -431,7 +486,10 @@ TEST(Utf8, StrictDecoding) {
   EXPECT_EQ(utf8_char_length("\x80"), 0);              // stray continuation
   EXPECT_EQ(utf8_char_length("\xFF"), 0);
   EXPECT_EQ(normalize_for_sentencepiece(""), "");
-  EXPECT_EQ(normalize_for_sentencepiece("a b"), "\xE2\x96\x81" "a\xE2\x96\x81" "b");
+  EXPECT_EQ(normalize_for_sentencepiece("a b"),
+            "\xE2\x96\x81"
+            "a\xE2\x96\x81"
+            "b");
 }
 
 }  // namespace

@@ -34,7 +34,8 @@ std::vector<uint64_t> histogram(const TokenSpan& span, int32_t max_id) {
 }
 
 int run_stats(const std::string& path, const std::string& tokenizer_path, int64_t vocab_size,
-              const std::string& split, bool json_out, bool verify, const std::string& used_ids_out) {
+              const std::string& split, bool json_out, bool verify,
+              const std::string& used_ids_out) {
   std::unique_ptr<Tokenizer> tok;
   if (!tokenizer_path.empty()) tok = load_tokenizer(tokenizer_path);
   DatasetOptions opt;
@@ -60,7 +61,8 @@ int run_stats(const std::string& path, const std::string& tokenizer_path, int64_
       max_id = static_cast<int32_t>(id);
       total_counts[id] += counts[id];
     }
-    const uint64_t bos_count = bos >= 0 && static_cast<size_t>(bos) < counts.size() ? counts[bos] : 0;
+    const uint64_t bos_count =
+        bos >= 0 && static_cast<size_t>(bos) < counts.size() ? counts[bos] : 0;
     const uint64_t docs = info.documents >= 0 ? static_cast<uint64_t>(info.documents) : bos_count;
     total_docs += docs;
     shards.push_back({{"file", info.path},
@@ -93,9 +95,10 @@ int run_stats(const std::string& path, const std::string& tokenizer_path, int64_
     std::printf("%s\n", report.dump(2).c_str());
     return 0;
   }
-  std::printf("dataset:   %s (%s, split %s)\n", path.c_str(), ds.description().c_str(), split.c_str());
-  std::printf("%-28s %-5s %-6s %14s %11s %9s %7s\n", "shard", "split", "dtype", "tokens", "documents",
-              "distinct", "max id");
+  std::printf("dataset:   %s (%s, split %s)\n", path.c_str(), ds.description().c_str(),
+              split.c_str());
+  std::printf("%-28s %-5s %-6s %14s %11s %9s %7s\n", "shard", "split", "dtype", "tokens",
+              "documents", "distinct", "max id");
   for (const auto& s : shards) {
     std::string name = s["file"].get<std::string>();
     name = name.substr(name.find_last_of('/') + 1);
@@ -106,11 +109,15 @@ int run_stats(const std::string& path, const std::string& tokenizer_path, int64_
                 static_cast<unsigned long long>(s["distinct_tokens"].get<uint64_t>()),
                 s["max_token_id"].get<int>());
   }
-  std::printf("total:     %lld tokens, %llu documents, %zu distinct tokens of vocab %lld (%.1f%%), max id %d\n",
-              static_cast<long long>(ds.size()), static_cast<unsigned long long>(total_docs), used.size(),
-              static_cast<long long>(ds.vocab_size()),
-              ds.vocab_size() > 0 ? 100.0 * static_cast<double>(used.size()) / static_cast<double>(ds.vocab_size()) : 0.0,
-              ds.max_token_id());
+  std::printf(
+      "total:     %lld tokens, %llu documents, %zu distinct tokens of vocab %lld (%.1f%%), max id "
+      "%d\n",
+      static_cast<long long>(ds.size()), static_cast<unsigned long long>(total_docs), used.size(),
+      static_cast<long long>(ds.vocab_size()),
+      ds.vocab_size() > 0
+          ? 100.0 * static_cast<double>(used.size()) / static_cast<double>(ds.vocab_size())
+          : 0.0,
+      ds.max_token_id());
   return 0;
 }
 
@@ -128,9 +135,11 @@ std::function<int()> setup(CLI::App& app) {
     sub->add_option("--tokenizer", opt->tokenizer_path, ".model or tokenizer.bin")->required();
     sub->add_option("--input", opt->inputs, "Files or directories")->required();
     sub->add_option("--out", opt->out_dir, "Output directory")->required();
-    sub->add_option("--val-fraction", opt->val_fraction, "Share of documents for validation (default 0.01)");
+    sub->add_option("--val-fraction", opt->val_fraction,
+                    "Share of documents for validation (default 0.01)");
     sub->add_option("--format", *format, "auto, text or jsonl (default auto: by extension)");
-    sub->add_flag("--line-per-doc", opt->line_per_doc, "Text: every line is a document (default: blank lines separate)");
+    sub->add_flag("--line-per-doc", opt->line_per_doc,
+                  "Text: every line is a document (default: blank lines separate)");
     sub->add_option("--threads", opt->threads, "Tokenizer threads (default: all)");
     sub->add_option("--shard-tokens", opt->shard_tokens, "Tokens per shard (default 67108864)");
     sub->add_flag("--quiet", *quiet, "No progress line");
@@ -142,11 +151,12 @@ std::function<int()> setup(CLI::App& app) {
         const auto& m = r.manifest;
         const double tokens = static_cast<double>(m.tokens("train") + m.tokens("val"));
         const double secs = std::max(r.seconds, 1e-9);
-        std::printf("prepared %s: %llu documents, %s tokens (train %llu, val %llu), %zu shards, %s\n",
-                    opt->out_dir.c_str(),
-                    static_cast<unsigned long long>(m.documents("train") + m.documents("val")),
-                    human_count(tokens).c_str(), static_cast<unsigned long long>(m.tokens("train")),
-                    static_cast<unsigned long long>(m.tokens("val")), m.shards.size(), dtype_name(m.dtype));
+        std::printf(
+            "prepared %s: %llu documents, %s tokens (train %llu, val %llu), %zu shards, %s\n",
+            opt->out_dir.c_str(),
+            static_cast<unsigned long long>(m.documents("train") + m.documents("val")),
+            human_count(tokens).c_str(), static_cast<unsigned long long>(m.tokens("train")),
+            static_cast<unsigned long long>(m.tokens("val")), m.shards.size(), dtype_name(m.dtype));
         std::printf("throughput: %s of text in %.2f s = %s/s, %s tokens/s\n",
                     human_bytes(static_cast<double>(r.input_bytes)).c_str(), r.seconds,
                     human_bytes(static_cast<double>(r.input_bytes) / secs).c_str(),
@@ -167,16 +177,20 @@ std::function<int()> setup(CLI::App& app) {
     auto used_ids = std::make_shared<std::string>();
     CLI::App* sub = app.add_subcommand(
         "stats", "Tokens, documents and distinct tokens per shard of a dataset (validates it too)");
-    sub->add_option("path", *path, "Kiln shard directory, directory of *.bin shards, or one shard file")
+    sub->add_option("path", *path,
+                    "Kiln shard directory, directory of *.bin shards, or one shard file")
         ->required();
     sub->add_option("--tokenizer", *tokenizer, "Check the dataset was made with this tokenizer");
     sub->add_option("--vocab-size", *vocab, "Check every id is below this");
     sub->add_option("--split", *split, "train, val or all (default all)");
     sub->add_flag("--json", *json_out, "Print JSON");
     sub->add_flag("--verify", *verify, "Recompute shard checksums against the manifest");
-    sub->add_option("--used-ids", *used_ids, "Write the sorted distinct token ids as a JSON array here");
+    sub->add_option("--used-ids", *used_ids,
+                    "Write the sorted distinct token ids as a JSON array here");
     sub->callback([=] {
-      *chosen = [=]() { return run_stats(*path, *tokenizer, *vocab, *split, *json_out, *verify, *used_ids); };
+      *chosen = [=]() {
+        return run_stats(*path, *tokenizer, *vocab, *split, *json_out, *verify, *used_ids);
+      };
     });
   }
 
@@ -193,8 +207,10 @@ std::function<int()> setup(CLI::App& app) {
     sub->add_option("--kind", opt->kind, "pretok (default for downloads) or raw");
     sub->add_option("--url", opt->url, "Download from this URL instead");
     sub->add_option("--sha256", opt->sha256, "Expected SHA-256 of the archive");
-    sub->add_option("--tokenizer", opt->tokenizer, "raw: tokenize the stories into shards with this tokenizer");
-    sub->add_option("--val-fraction", opt->val_fraction, "raw + tokenizer: validation share (default 0.01)");
+    sub->add_option("--tokenizer", opt->tokenizer,
+                    "raw: tokenize the stories into shards with this tokenizer");
+    sub->add_option("--val-fraction", opt->val_fraction,
+                    "raw + tokenizer: validation share (default 0.01)");
     sub->add_option("--threads", opt->threads, "raw + tokenizer: tokenizer threads");
     sub->add_flag("--force", opt->force, "Redo even if the output exists");
     sub->add_flag("--quiet", *quiet, "No progress line");

@@ -48,8 +48,9 @@ std::function<int()> setup(CLI::App& app) {
     auto format = std::make_shared<std::string>("auto");
     auto quiet = std::make_shared<bool>(false);
     CLI::App* sub = app.add_subcommand(
-        "train", "Train a SentencePiece BPE tokenizer (Llama settings: byte fallback, split digits, "
-                 "identity normalisation, unk=0 bos=1 eos=2)");
+        "train",
+        "Train a SentencePiece BPE tokenizer (Llama settings: byte fallback, split digits, "
+        "identity normalisation, unk=0 bos=1 eos=2)");
     sub->add_option("--input", opt->inputs, "Text/JSON files or directories")->required();
     sub->add_option("--vocab-size", opt->vocab_size, "Vocabulary size (default 4096)");
     sub->add_option("--out", opt->out_path, "Output .model path")->required();
@@ -57,8 +58,9 @@ std::function<int()> setup(CLI::App& app) {
     sub->add_option("--threads", opt->threads, "Training threads (default: all)");
     sub->add_option("--max-sentences", opt->max_sentences,
                     "Lines sampled for training at most (default 5000000)");
-    sub->add_option("--character-coverage", opt->character_coverage,
-                    "Share of characters kept as pieces; the rest use byte fallback (default 0.99995)");
+    sub->add_option(
+        "--character-coverage", opt->character_coverage,
+        "Share of characters kept as pieces; the rest use byte fallback (default 0.99995)");
     sub->add_flag("--quiet", *quiet, "No progress line");
     sub->add_flag("--verbose", opt->verbose, "Show SentencePiece's own log");
     sub->callback([=] {
@@ -80,7 +82,8 @@ std::function<int()> setup(CLI::App& app) {
     auto tokenizer = std::make_shared<std::string>();
     auto out = std::make_shared<std::string>();
     CLI::App* sub = app.add_subcommand("export", "Write llama2.c's tokenizer.bin for a tokenizer");
-    sub->add_option("--tokenizer", *tokenizer, "SentencePiece .model (or tokenizer.bin)")->required();
+    sub->add_option("--tokenizer", *tokenizer, "SentencePiece .model (or tokenizer.bin)")
+        ->required();
     sub->add_option("--out", *out, "Output tokenizer.bin path")->required();
     sub->callback([=] {
       *chosen = [=]() {
@@ -169,7 +172,8 @@ std::function<int()> setup(CLI::App& app) {
         std::printf("format:        %s\n", tok->format().c_str());
         std::printf("vocab_size:    %d\n", tok->vocab_size());
         std::printf("unk/bos/eos:   %d / %d / %d\n", tok->unk_id(), tok->bos_id(), tok->eos_id());
-        std::printf("byte pieces:   %d%s\n", bytes, tok->has_byte_fallback() ? " (byte fallback)" : "");
+        std::printf("byte pieces:   %d%s\n", bytes,
+                    tok->has_byte_fallback() ? " (byte fallback)" : "");
         std::printf("control:       %d\n", controls);
         std::printf("xxh64:         %s\n", tok->checksum_hex().c_str());
         return 0;
@@ -180,8 +184,9 @@ std::function<int()> setup(CLI::App& app) {
   return [chosen]() { return (*chosen)(); };
 }
 
-RegisterCommand reg({"tokenizer", "Train, export and run tokenizers (SentencePiece .model, llama2.c tokenizer.bin)",
-                     setup});
+RegisterCommand reg(
+    {"tokenizer", "Train, export and run tokenizers (SentencePiece .model, llama2.c tokenizer.bin)",
+     setup});
 
 }  // namespace
 }  // namespace kiln::cli

@@ -29,8 +29,12 @@ std::string parent_of(const std::string& path) {
 std::string temporary_sibling(const std::string& path) {
   static std::atomic<uint64_t> counter{0};
   fs::path p(path);
-  std::string name = "." + p.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
-                     std::to_string(counter.fetch_add(1));
+  std::string name(".");
+  name.append(p.filename().string())
+      .append(".tmp-")
+      .append(std::to_string(::getpid()))
+      .append("-")
+      .append(std::to_string(counter.fetch_add(1)));
   return (p.parent_path() / name).string();
 }
 
@@ -145,7 +149,8 @@ StagingDirectory::StagingDirectory(std::string final_path) : final_path_(std::mo
     fail_input(final_path_, "parent directory does not exist", "", parent);
   staging_path_ = temporary_sibling(final_path_);
   if (!fs::create_directory(staging_path_, ec) || ec)
-    fail_input(final_path_, "cannot create staging directory " + staging_path_ + ": " + ec.message());
+    fail_input(final_path_,
+               "cannot create staging directory " + staging_path_ + ": " + ec.message());
 }
 
 StagingDirectory::~StagingDirectory() {

@@ -16,11 +16,13 @@ constexpr int kVersion = 1;
 
 template <typename T>
 T required(const nlohmann::json& j, const char* key, const std::string& where) {
-  if (!j.is_object() || !j.contains(key)) fail_input(where, std::string("missing field \"") + key + "\"");
+  if (!j.is_object() || !j.contains(key))
+    fail_input(where, std::string("missing field \"") + key + "\"");
   try {
     return j.at(key).get<T>();
   } catch (const nlohmann::json::exception&) {
-    fail_input(where, std::string("field \"") + key + "\" has the wrong type", "", j.at(key).dump());
+    fail_input(where, std::string("field \"") + key + "\" has the wrong type", "",
+               j.at(key).dump());
   }
 }
 }  // namespace
@@ -70,10 +72,12 @@ DatasetManifest DatasetManifest::from_json(const nlohmann::json& j, const std::s
   if (format != kFormat) fail_input(where, "not a Kiln shard manifest", kFormat, format);
   const int version = required<int>(j, "version", where);
   if (version != kVersion)
-    fail_input(where, "unsupported manifest version", std::to_string(kVersion), std::to_string(version));
+    fail_input(where, "unsupported manifest version", std::to_string(kVersion),
+               std::to_string(version));
   DatasetManifest m;
   m.vocab_size = required<int64_t>(j, "vocab_size", where);
-  if (m.vocab_size <= 0) fail_input(where, "vocab_size must be positive", "> 0", std::to_string(m.vocab_size));
+  if (m.vocab_size <= 0)
+    fail_input(where, "vocab_size must be positive", "> 0", std::to_string(m.vocab_size));
   m.dtype = parse_dtype(required<std::string>(j, "dtype", where), where + ": dtype");
   if (m.dtype == TokenDType::uint16 && m.vocab_size > 65536)
     fail_input(where, "uint16 shards cannot hold this vocabulary", "vocab_size <= 65536",
@@ -91,7 +95,8 @@ DatasetManifest DatasetManifest::from_json(const nlohmann::json& j, const std::s
     if (s.file.empty() || fs::path(s.file).is_absolute() || s.file.find("..") != std::string::npos)
       fail_input(at, "shard file must be a plain name inside the dataset directory", "", s.file);
     s.split = required<std::string>(list[i], "split", at);
-    if (s.split != "train" && s.split != "val") fail_input(at, "unknown split", "train or val", s.split);
+    if (s.split != "train" && s.split != "val")
+      fail_input(at, "unknown split", "train or val", s.split);
     s.tokens = required<uint64_t>(list[i], "tokens", at);
     s.documents = list[i].value("documents", uint64_t{0});
     s.format = parse_shard_format(list[i].value("format", std::string("flat")), at);

@@ -2,9 +2,9 @@
 //
 //   {"format": "kiln-token-shards", "version": 1,
 //    "vocab_size": 4096, "dtype": "uint16", "bos_id": 1, "bos_per_document": true,
-//    "tokenizer": {"path": ..., "format": "sentencepiece", "xxh64": "...", "vocab_size": 4096, ...},
-//    "tokens": {"train": N, "val": M}, "documents": {"train": n, "val": m},
-//    "shards": [{"file": "train_0000.bin", "split": "train", "format": "flat",
+//    "tokenizer": {"path": ..., "format": "sentencepiece", "xxh64": "...", "vocab_size": 4096,
+//    ...}, "tokens": {"train": N, "val": M}, "documents": {"train": n, "val": m}, "shards":
+//    [{"file": "train_0000.bin", "split": "train", "format": "flat",
 //                "tokens": N, "documents": n, "xxh64": "..."}, ...],
 //    "source": {...how it was made: inputs, val_fraction, ...}}
 //

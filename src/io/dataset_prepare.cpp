@@ -27,7 +27,8 @@ namespace fs = std::filesystem;
 bool is_val_document(uint64_t index, double val_fraction) {
   if (val_fraction <= 0.0) return false;
   const auto before = static_cast<uint64_t>(std::floor(static_cast<double>(index) * val_fraction));
-  const auto after = static_cast<uint64_t>(std::floor(static_cast<double>(index + 1) * val_fraction));
+  const auto after =
+      static_cast<uint64_t>(std::floor(static_cast<double>(index + 1) * val_fraction));
   return after > before;
 }
 
@@ -85,9 +86,8 @@ class Pipeline {
   // Writer: the batch numbered `seq`, or false at the end of the stream.
   bool next_done(uint64_t seq, TokenBatch& out) {
     std::unique_lock<std::mutex> lock(mutex_);
-    done_ready_.wait(lock, [&] {
-      return failed_ || done_.count(seq) > 0 || (input_closed_ && seq >= pushed_);
-    });
+    done_ready_.wait(
+        lock, [&] { return failed_ || done_.count(seq) > 0 || (input_closed_ && seq >= pushed_); });
     if (failed_ || done_.count(seq) == 0) return false;
     out = std::move(done_[seq]);
     done_.erase(seq);
@@ -123,7 +123,10 @@ class Pipeline {
 class SplitWriter {
  public:
   SplitWriter(std::string split, std::string dir, TokenDType dtype, uint64_t shard_tokens)
-      : split_(std::move(split)), dir_(std::move(dir)), dtype_(dtype), shard_tokens_(shard_tokens) {}
+      : split_(std::move(split)),
+        dir_(std::move(dir)),
+        dtype_(dtype),
+        shard_tokens_(shard_tokens) {}
 
   void add_document(std::span<const int32_t> tokens) {
     if (!writer_) {
@@ -196,8 +199,8 @@ PrepareResult prepare_dataset(const PrepareOptions& options) {
     fail_input(options.out_dir, "cannot create staging directory: " + ec.message());
 
   const TokenDType dtype = dtype_for_vocab(tokenizer->vocab_size());
-  const int threads =
-      options.threads > 0 ? options.threads
+  const int threads = options.threads > 0
+                          ? options.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   Timer timer;
   ProgressBar bar("prepare", static_cast<double>(total_bytes), options.progress);
@@ -303,15 +306,14 @@ PrepareResult prepare_dataset(const PrepareOptions& options) {
   manifest.dtype = dtype;
   manifest.bos_id = tokenizer->bos_id();
   manifest.bos_per_document = true;
-  manifest.tokenizer = {{"path", options.tokenizer_path},
-                        {"format", tokenizer->format()},
-                        {"xxh64", tokenizer->checksum_hex()},
-                        {"vocab_size", tokenizer->vocab_size()},
-                        {"bos_id", tokenizer->bos_id()},
-                        {"eos_id", tokenizer->eos_id()}};
+  manifest.tokenizer = {
+      {"path", options.tokenizer_path},     {"format", tokenizer->format()},
+      {"xxh64", tokenizer->checksum_hex()}, {"vocab_size", tokenizer->vocab_size()},
+      {"bos_id", tokenizer->bos_id()},      {"eos_id", tokenizer->eos_id()}};
   nlohmann::json inputs = nlohmann::json::array();
   for (const auto& f : files)
-    inputs.push_back({{"path", f.path}, {"format", text_format_name(f.format)}, {"bytes", f.bytes}});
+    inputs.push_back(
+        {{"path", f.path}, {"format", text_format_name(f.format)}, {"bytes", f.bytes}});
   manifest.source = {{"tool", "kiln data prepare"},
                      {"inputs", inputs},
                      {"line_per_doc", options.line_per_doc},
@@ -328,7 +330,8 @@ PrepareResult prepare_dataset(const PrepareOptions& options) {
   std::vector<std::string> old_files;
   if (fs::exists(out / kManifestName)) {
     try {
-      for (const auto& s : read_manifest((out / kManifestName).string()).shards) old_files.push_back(s.file);
+      for (const auto& s : read_manifest((out / kManifestName).string()).shards)
+        old_files.push_back(s.file);
     } catch (const InputError&) {
       // An unreadable old manifest only means there is nothing to clean up.
     }

@@ -28,7 +28,7 @@ struct PrepareOptions {
   bool line_per_doc = false;
   std::string out_dir;
   double val_fraction = 0.01;
-  int threads = 0;                          // 0: all hardware threads
+  int threads = 0;                            // 0: all hardware threads
   uint64_t shard_tokens = uint64_t{1} << 26;  // 64 Mi tokens (128 MiB of uint16)
   bool progress = true;
 };

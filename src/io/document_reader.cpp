@@ -176,7 +176,7 @@ void read_json(const TextInput& file, std::ifstream& in,
   auto on_doc = [&](std::string&& doc) { emit_trimmed(std::move(doc), sink); };
   if (first == '[') {
     uint64_t reported = 0;
-    std::function<void(std::string&&)> doc_with_progress = [&](std::string&& doc) {
+    std::function<void(std::string &&)> doc_with_progress = [&](std::string&& doc) {
       on_doc(std::move(doc));
       if (progress && (reported++ % 256) == 0) progress(static_cast<uint64_t>(in.tellg()));
     };
@@ -185,9 +185,9 @@ void read_json(const TextInput& file, std::ifstream& in,
     return;
   }
   if (first != '{')
-    fail_input(file.path, "not JSON Lines or a JSON array",
-               "'{' or '[' as the first character", std::string("'") + first + "'");
-  std::function<void(std::string&&)> doc_fn = on_doc;
+    fail_input(file.path, "not JSON Lines or a JSON array", "'{' or '[' as the first character",
+               std::string("'") + first + "'");
+  std::function<void(std::string &&)> doc_fn = on_doc;
   std::string line;
   uint64_t line_no = 0, consumed = 0, last_report = 0;
   while (std::getline(in, line)) {
@@ -225,9 +225,12 @@ TextFormat parse_text_format(const std::string& name, const std::string& flag) {
 
 const char* text_format_name(TextFormat format) {
   switch (format) {
-    case TextFormat::automatic: return "auto";
-    case TextFormat::text: return "text";
-    case TextFormat::jsonl: return "jsonl";
+    case TextFormat::automatic:
+      return "auto";
+    case TextFormat::text:
+      return "text";
+    case TextFormat::jsonl:
+      return "jsonl";
   }
   return "?";
 }
@@ -263,10 +266,10 @@ std::vector<TextInput> expand_inputs(const std::vector<std::string>& paths, Text
       }
       if (!it->is_regular_file()) continue;
       const std::string ext = lower_extension(it->path());
-      const bool take = format == TextFormat::text    ? true
-                        : format == TextFormat::jsonl ? is_json_extension(ext)
-                                                      : is_json_extension(ext) ||
-                                                            is_text_extension(ext);
+      const bool take = format == TextFormat::text ? true
+                        : format == TextFormat::jsonl
+                            ? is_json_extension(ext)
+                            : is_json_extension(ext) || is_text_extension(ext);
       if (take) found.push_back(it->path());
     }
     if (ec) fail_input(path, "cannot list directory: " + ec.message());

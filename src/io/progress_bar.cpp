@@ -51,7 +51,8 @@ void ProgressBar::update(double done, const std::string& detail) {
   if (tty_) {
     if (last_draw_ >= 0 && now - last_draw_ < 0.1) return;
     last_draw_ = now;
-    std::string line = "\r\033[K" + label_ + " ";
+    std::string line("\r\033[K");
+    line.append(label_).append(" ");
     if (total_ > 0) {
       const int filled = static_cast<int>(fraction * kBarWidth + 0.5);
       line += "[" + std::string(static_cast<size_t>(filled), '#') +

@@ -135,13 +135,16 @@ void download(const std::string& url, const std::string& dest) {
   std::fprintf(stderr, "tinystories: downloading %s\n", url.c_str());
   // --fail: an HTTP error must not leave an error page behind as "the archive".
   const ProcessResult r = run_process(
-      {"curl", "-L", "--fail", "--retry", "3", "-C", "-", "--progress-bar", "-o", part, url}, false);
-  if (r.exit_code == 127) fail_runtime("curl", "curl is not installed (apt-get install curl), or use --archive");
+      {"curl", "-L", "--fail", "--retry", "3", "-C", "-", "--progress-bar", "-o", part, url},
+      false);
+  if (r.exit_code == 127)
+    fail_runtime("curl", "curl is not installed (apt-get install curl), or use --archive");
   if (r.exit_code != 0) {
     std::error_code ec;
     const bool partial = fs::exists(part, ec) && fs::file_size(part, ec) > 0;
-    fail_runtime(url, "download failed (curl exit code " + std::to_string(r.exit_code) + ")" +
-                          (partial ? "; the partial file " + part + " is kept so a rerun resumes" : ""));
+    fail_runtime(url,
+                 "download failed (curl exit code " + std::to_string(r.exit_code) + ")" +
+                     (partial ? "; the partial file " + part + " is kept so a rerun resumes" : ""));
   }
   if (::rename(part.c_str(), dest.c_str()) != 0)
     fail_runtime(dest, std::string("rename failed: ") + std::strerror(errno));
@@ -170,8 +173,8 @@ void verify_archive(const std::string& archive, const std::string& sha256) {
 
 // Moves every file matching `keep` found under `from` into `to`, flat. Two
 // files with one name are an error (the layout would be ambiguous).
-std::vector<std::string> gather(const std::string& from, const std::string& to, const std::regex& keep,
-                                const std::string& archive) {
+std::vector<std::string> gather(const std::string& from, const std::string& to,
+                                const std::regex& keep, const std::string& archive) {
   std::vector<fs::path> found;
   for (const auto& e : fs::recursive_directory_iterator(from))
     if (e.is_regular_file() && std::regex_match(e.path().filename().string(), keep))
@@ -251,8 +254,10 @@ TinyStoriesResult fetch_tinystories(const TinyStoriesOptions& options) {
   const std::string raw_dir = (dir / "TinyStories_all_data").string();
 
   // Already done? (Only when the kind is known before looking at an archive.)
-  const std::string planned_kind = options.kind.empty() && options.archive.empty() ? "pretok" : options.kind;
-  if (!options.force && planned_kind == "pretok" && fs::exists(fs::path(pretok_dir) / kManifestName)) {
+  const std::string planned_kind =
+      options.kind.empty() && options.archive.empty() ? "pretok" : options.kind;
+  if (!options.force && planned_kind == "pretok" &&
+      fs::exists(fs::path(pretok_dir) / kManifestName)) {
     result.kind = "pretok";
     result.data_dir = result.shards_dir = pretok_dir;
     result.already_present = true;
@@ -275,7 +280,7 @@ TinyStoriesResult fetch_tinystories(const TinyStoriesOptions& options) {
   // 1. The archive: given, or downloaded.
   std::string archive = options.archive;
   if (archive.empty()) {
-    const std::string url = !options.url.empty() ? options.url
+    const std::string url = !options.url.empty()    ? options.url
                             : planned_kind == "raw" ? kTinyStoriesRawUrl
                                                     : kTinyStoriesPretokUrl;
     archive = (dir / archive_name_from_url(url)).string();
@@ -292,7 +297,8 @@ TinyStoriesResult fetch_tinystories(const TinyStoriesOptions& options) {
   const std::regex bin_re(R"(data\d+\.bin)"), json_re(R"(.*\.json)");
   size_t bins = 0, jsons = 0;
   for (const std::string& member : split_lines(listing.out)) {
-    if (unsafe_member(member)) fail_input(archive, "archive member escapes the target directory", "", member);
+    if (unsafe_member(member))
+      fail_input(archive, "archive member escapes the target directory", "", member);
     const std::string base = fs::path(member).filename().string();
     bins += std::regex_match(base, bin_re);
     jsons += std::regex_match(base, json_re);
@@ -310,9 +316,9 @@ TinyStoriesResult fetch_tinystories(const TinyStoriesOptions& options) {
   fs::create_directory(scratch.path);
   std::fprintf(stderr, "tinystories: extracting %s\n", archive.c_str());
   const ProcessResult extract = run_process(
-      {"tar", "-xzf", archive, "-C", scratch.path, "--no-same-owner", "--no-same-permissions"}, true);
-  if (extract.exit_code != 0)
-    fail_input(archive, "extraction failed: " + first_line(extract.err));
+      {"tar", "-xzf", archive, "-C", scratch.path, "--no-same-owner", "--no-same-permissions"},
+      true);
+  if (extract.exit_code != 0) fail_input(archive, "extraction failed: " + first_line(extract.err));
 
   if (kind == "pretok") {
     // 4a. Shards + manifest, validated, then published in one rename.

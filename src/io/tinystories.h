@@ -28,7 +28,7 @@ struct TinyStoriesOptions {
   std::string tokenizer;  // raw: tokenize the stories into shards with this tokenizer
   double val_fraction = 0.01;
   int threads = 0;
-  bool force = false;     // redo even when the output already exists
+  bool force = false;  // redo even when the output already exists
   bool progress = true;
 };
 

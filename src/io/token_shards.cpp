@@ -20,7 +20,9 @@ namespace fs = std::filesystem;
 
 // --- names ---------------------------------------------------------------------------
 
-const char* dtype_name(TokenDType dtype) { return dtype == TokenDType::uint16 ? "uint16" : "uint32"; }
+const char* dtype_name(TokenDType dtype) {
+  return dtype == TokenDType::uint16 ? "uint16" : "uint32";
+}
 
 TokenDType parse_dtype(const std::string& name, const std::string& where) {
   if (name == "uint16") return TokenDType::uint16;
@@ -70,8 +72,8 @@ void ShardWriter::append(std::span<const int32_t> tokens) {
   for (size_t i = 0; i < tokens.size(); ++i) {
     const int32_t id = tokens[i];
     if (id < 0 || id > limit)
-      fail_runtime(file_.path(), "token id " + std::to_string(id) + " does not fit " +
-                                     dtype_name(dtype_));
+      fail_runtime(file_.path(),
+                   "token id " + std::to_string(id) + " does not fit " + dtype_name(dtype_));
     max_id_ = std::max(max_id_, id);
     if (dtype_ == TokenDType::uint16) {
       const auto v = static_cast<uint16_t>(id);
@@ -145,9 +147,11 @@ ShardInfo inspect(const std::string& path, TokenDType flat_dtype, bool detect_ll
   }
   const size_t width = dtype_bytes(flat_dtype);
   if (size % width != 0)
-    fail_input(path, std::string(size % 2 ? "odd byte count" : "byte count not a multiple of 4") +
-                         " for " + dtype_name(flat_dtype) + " tokens",
-               "a multiple of " + std::to_string(width) + " bytes", std::to_string(size) + " bytes");
+    fail_input(path,
+               std::string(size % 2 ? "odd byte count" : "byte count not a multiple of 4") +
+                   " for " + dtype_name(flat_dtype) + " tokens",
+               "a multiple of " + std::to_string(width) + " bytes",
+               std::to_string(size) + " bytes");
   info.format = ShardFormat::flat;
   info.dtype = flat_dtype;
   info.tokens = size / width;
@@ -242,7 +246,8 @@ TokenDataset TokenDataset::open(const std::string& path, const DatasetOptions& o
   std::vector<ShardInfo> all;
   std::string manifest_path;
   if (fs::is_directory(path, ec)) {
-    if (fs::exists(fs::path(path) / kManifestName)) manifest_path = (fs::path(path) / kManifestName).string();
+    if (fs::exists(fs::path(path) / kManifestName))
+      manifest_path = (fs::path(path) / kManifestName).string();
   } else if (fs::path(path).filename() == kManifestName) {
     manifest_path = path;
   } else if (!fs::exists(path, ec)) {
@@ -284,9 +289,9 @@ TokenDataset TokenDataset::open(const std::string& path, const DatasetOptions& o
                    "xxh64 " + want, "xxh64 " + tok.checksum_hex());
     }
     if (options.vocab_size > 0 && m.vocab_size > options.vocab_size)
-      fail_input(manifest_path, "vocabulary mismatch: the dataset's tokenizer is larger than the model's",
-                 "vocab_size <= " + std::to_string(options.vocab_size),
-                 std::to_string(m.vocab_size));
+      fail_input(
+          manifest_path, "vocabulary mismatch: the dataset's tokenizer is larger than the model's",
+          "vocab_size <= " + std::to_string(options.vocab_size), std::to_string(m.vocab_size));
     ds.vocab_size_ = options.vocab_size > 0 ? options.vocab_size : m.vocab_size;
     ds.description_ = "kiln manifest";
   } else {
@@ -298,8 +303,7 @@ TokenDataset TokenDataset::open(const std::string& path, const DatasetOptions& o
             e.path().filename().string()[0] != '.')
           files.push_back(e.path().string());
       }
-      if (files.empty())
-        fail_input(path, "no manifest.json and no *.bin shards in the directory");
+      if (files.empty()) fail_input(path, "no manifest.json and no *.bin shards in the directory");
       std::sort(files.begin(), files.end());
     } else {
       files.push_back(path);
@@ -322,7 +326,8 @@ TokenDataset TokenDataset::open(const std::string& path, const DatasetOptions& o
   }
 
   for (ShardInfo& info : all)
-    if (options.split == "all" || info.split == options.split) ds.shards_.push_back(std::move(info));
+    if (options.split == "all" || info.split == options.split)
+      ds.shards_.push_back(std::move(info));
 
   // Map the selected shards and validate their ids.
   ds.starts_.push_back(0);
@@ -351,7 +356,8 @@ TokenDataset TokenDataset::open(const std::string& path, const DatasetOptions& o
     if (options.verify_checksums && !info.xxh64.empty()) {
       const uint64_t h = XXH64(span.data, span.count * dtype_bytes(span.dtype), 0);
       if (hex64(h) != info.xxh64)
-        fail_input(info.path, "manifest mismatch: shard contents changed since the manifest was written",
+        fail_input(info.path,
+                   "manifest mismatch: shard contents changed since the manifest was written",
                    "xxh64 " + info.xxh64, "xxh64 " + hex64(h));
     }
     const ScanResult r = scan(span, limit);
@@ -385,8 +391,8 @@ void TokenDataset::read(int64_t offset, int64_t count, int32_t* out) const {
                                            std::to_string(offset + count) + ") outside [0, " +
                                            std::to_string(total_) + ")");
   // The shard holding `offset`: the last start <= offset.
-  size_t shard = static_cast<size_t>(
-      std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin() - 1);
+  size_t shard = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), offset) -
+                                     starts_.begin() - 1);
   while (count > 0) {
     const TokenSpan span = shard_tokens(shard);
     const int64_t local = offset - starts_[shard];

@@ -78,9 +78,9 @@ struct ShardInfo {
   TokenDType dtype = TokenDType::uint16;
   uint64_t header_bytes = 0;
   uint64_t tokens = 0;
-  std::string split;          // "train", "val"
-  int64_t documents = -1;     // from a manifest; -1 when unknown
-  std::string xxh64;          // from a manifest; empty when unknown
+  std::string split;       // "train", "val"
+  int64_t documents = -1;  // from a manifest; -1 when unknown
+  std::string xxh64;       // from a manifest; empty when unknown
 };
 
 // Reads a shard's header and size and validates them: an llm.c header (magic,
@@ -94,16 +94,17 @@ struct TokenSpan {
   TokenDType dtype = TokenDType::uint16;
   uint64_t count = 0;
   int32_t at(uint64_t i) const {
-    return dtype == TokenDType::uint16 ? static_cast<const uint16_t*>(data)[i]
-                                       : static_cast<int32_t>(static_cast<const uint32_t*>(data)[i]);
+    return dtype == TokenDType::uint16
+               ? static_cast<const uint16_t*>(data)[i]
+               : static_cast<int32_t>(static_cast<const uint32_t*>(data)[i]);
   }
 };
 
 struct DatasetOptions {
-  std::string split = "train";          // "train", "val" or "all"
-  int64_t vocab_size = 0;               // ids must be below this (0: the manifest's, else unchecked)
+  std::string split = "train";  // "train", "val" or "all"
+  int64_t vocab_size = 0;       // ids must be below this (0: the manifest's, else unchecked)
   const Tokenizer* tokenizer = nullptr;  // must be the manifest's tokenizer when given
-  bool verify_checksums = false;        // recompute each shard's xxh64 against the manifest
+  bool verify_checksums = false;         // recompute each shard's xxh64 against the manifest
 };
 
 class TokenDataset {

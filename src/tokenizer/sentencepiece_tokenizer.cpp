@@ -29,8 +29,7 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::from_serialized(
   tok->format_ = "sentencepiece";
   auto& sp = *tok->processor_;
   const auto status = sp.LoadFromSerializedProto(bytes);
-  if (!status.ok())
-    fail_input(path, "not a valid SentencePiece model: " + status.ToString());
+  if (!status.ok()) fail_input(path, "not a valid SentencePiece model: " + status.ToString());
   const int n = sp.GetPieceSize();
   if (n < 1) fail_input(path, "SentencePiece model has no pieces");
 

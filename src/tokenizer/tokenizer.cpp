@@ -172,9 +172,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
     sp->set_checksum(checksum);
     return sp;
   }
-  fail_input(path,
-             "not a SentencePiece .model or a llama2.c tokenizer.bin (as tokenizer.bin: " +
-                 llama2c_problem + ")");
+  fail_input(path, "not a SentencePiece .model or a llama2.c tokenizer.bin (as tokenizer.bin: " +
+                       llama2c_problem + ")");
 }
 
 // --- export -----------------------------------------------------------------------

@@ -235,7 +235,8 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& options) {
   Timer timer;
 
   int fds[2];
-  if (::pipe(fds) != 0) fail_runtime("tokenizer train", std::string("pipe: ") + std::strerror(errno));
+  if (::pipe(fds) != 0)
+    fail_runtime("tokenizer train", std::string("pipe: ") + std::strerror(errno));
   std::fflush(stdout);
   std::fflush(stderr);
   const pid_t pid = ::fork();
@@ -299,14 +300,14 @@ TokenizerTrainResult train_tokenizer(const TokenizerTrainOptions& options) {
   if (!clean_exit || model.empty()) {
     if (result.alphabet_size > 0 &&
         options.vocab_size < min_vocab_for_alphabet(result.alphabet_size)) {
-      fail_input("--vocab-size", "vocabulary too small for this corpus (3 special + 256 byte pieces + " +
-                                     std::to_string(result.alphabet_size) + " characters + merges)",
+      fail_input("--vocab-size",
+                 "vocabulary too small for this corpus (3 special + 256 byte pieces + " +
+                     std::to_string(result.alphabet_size) + " characters + merges)",
                  "at least " + std::to_string(min_vocab_for_alphabet(result.alphabet_size)),
                  std::to_string(options.vocab_size));
     }
-    std::string how = WIFSIGNALED(wstatus)
-                          ? "killed by signal " + std::to_string(WTERMSIG(wstatus))
-                          : "exit status " + std::to_string(WEXITSTATUS(wstatus));
+    std::string how = WIFSIGNALED(wstatus) ? "killed by signal " + std::to_string(WTERMSIG(wstatus))
+                                           : "exit status " + std::to_string(WEXITSTATUS(wstatus));
     fail_runtime(where, "SentencePiece training failed (" + how + ")" +
                             (fatal_log.empty() ? "" : ": " + fatal_log));
   }

@@ -18,19 +18,19 @@ namespace kiln {
 struct TokenizerTrainOptions {
   std::vector<std::string> inputs;  // files or directories (see expand_inputs)
   TextFormat format = TextFormat::automatic;
-  std::string out_path;             // the .model file, written atomically
+  std::string out_path;  // the .model file, written atomically
   int vocab_size = 4096;
-  int threads = 0;                  // 0: all hardware threads
-  uint64_t max_sentences = 5'000'000;  // SentencePiece samples this many lines at most
+  int threads = 0;                      // 0: all hardware threads
+  uint64_t max_sentences = 5'000'000;   // SentencePiece samples this many lines at most
   double character_coverage = 0.99995;  // rarer characters are left to byte fallback
-  bool progress = true;             // progress line on stderr
-  bool verbose = false;             // pass SentencePiece's own log through instead
+  bool progress = true;                 // progress line on stderr
+  bool verbose = false;                 // pass SentencePiece's own log through instead
 };
 
 struct TokenizerTrainResult {
   int vocab_size = 0;
-  int alphabet_size = 0;      // characters SentencePiece kept as pieces
-  uint64_t sentences = 0;     // lines handed to SentencePiece
+  int alphabet_size = 0;   // characters SentencePiece kept as pieces
+  uint64_t sentences = 0;  // lines handed to SentencePiece
   uint64_t input_bytes = 0;
   double seconds = 0.0;
 };
