@@ -1,0 +1,36 @@
+// PNG files for `kiln report --png`: an 8-bit RGB raster written with the
+// deflate in deflate.h, and a reader of 8-bit non-interlaced PNGs (grey, RGB,
+// palette, grey+alpha, RGBA) that tests use to look inside screenshots.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+struct Rgb {
+  uint8_t r = 0, g = 0, b = 0;
+  bool operator==(const Rgb&) const = default;
+};
+
+// Row-major, top row first. Drawing outside the image is dropped.
+struct RgbImage {
+  int width = 0, height = 0;
+  std::vector<Rgb> pixels;
+  RgbImage() = default;
+  RgbImage(int w, int h, Rgb fill) : width(w), height(h), pixels(size_t(w) * h, fill) {}
+  void set(int x, int y, Rgb c) {
+    if (x >= 0 && y >= 0 && x < width && y < height) pixels[size_t(y) * width + x] = c;
+  }
+  Rgb at(int x, int y) const { return pixels[size_t(y) * width + x]; }
+};
+
+// The PNG file bytes (colour type 2, filter 0 on every row).
+std::string encode_png(const RgbImage& image);
+
+// Decodes to RGB (alpha is dropped after compositing over white). nullopt and
+// *error on anything it does not support or that fails a CRC/Adler check.
+std::optional<RgbImage> decode_png(const std::string& bytes, std::string* error);
+
+}  // namespace kiln
