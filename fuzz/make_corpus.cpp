@@ -2,7 +2,7 @@
 // own writers (plus a hand-built llama2.c v2 file and an F16 safetensors file,
 // which Kiln reads but does not write).
 //
-//   make_corpus <fuzz/corpus>     -> <dir>/<target>/<seed name>
+//   make_corpus <fuzz/corpus> <tests/data/kiln_prose.txt>  -> <dir>/<target>/<seed name>
 //
 // Every seed describes fuzz::tiny_config, so a whole checkpoint is a few KB.
 // Run by scripts/fuzz-smoke.sh --regen-corpus; the output is committed.
@@ -17,11 +17,15 @@
 #include "core/rng.h"
 #include "fuzz_common.h"
 #include "io/checkpoint.h"
+#include "io/dataset_manifest.h"
 #include "io/file_util.h"
 #include "io/llama2c_model.h"
 #include "io/model_safetensors.h"
 #include "io/safetensors.h"
+#include "io/token_shards.h"
 #include "model/param_layout.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_trainer.h"
 
 using namespace kiln;
 namespace fs = std::filesystem;
@@ -181,11 +185,86 @@ void checkpoint_seeds(const std::string& tmp) {
   }
 }
 
+// Token ids 0..n-1 scrambled below `vocab`.
+std::vector<int32_t> some_tokens(int n, int vocab, int salt) {
+  std::vector<int32_t> ids;
+  for (int i = 0; i < n; ++i) ids.push_back(int32_t((i * 48271 + salt) % vocab));
+  return ids;
+}
+
+ShardWriter::Summary write_shard(const std::string& path, TokenDType dtype, ShardFormat format,
+                                 const std::vector<int32_t>& ids) {
+  ShardWriter w(path, dtype, format);
+  w.append(ids);
+  return w.finish();
+}
+
+void token_shard_seeds(const std::string& tmp) {
+  const std::string path = tmp + "/shard.bin";
+  write_shard(path, TokenDType::uint16, ShardFormat::flat, some_tokens(200, 300, 1));
+  put("token_shards", "flat-u16", slurp(path));
+  write_shard(path, TokenDType::uint16, ShardFormat::llmc, some_tokens(120, 300, 2));
+  put("token_shards", "llmc-u16", slurp(path));
+  write_shard(path, TokenDType::uint32, ShardFormat::flat, some_tokens(60, 70000, 3));
+  put("token_shards", "flat-u32", slurp(path));
+}
+
+// A manifest directory as fuzz_manifest's multi-part input.
+void manifest_seeds(const std::string& tmp) {
+  struct Variant {
+    const char* name;
+    TokenDType dtype;
+    ShardFormat format;
+    int vocab;
+  };
+  for (const Variant& v : {Variant{"u16-flat", TokenDType::uint16, ShardFormat::flat, 300},
+                           Variant{"u16-llmc", TokenDType::uint16, ShardFormat::llmc, 300},
+                           Variant{"u32-flat", TokenDType::uint32, ShardFormat::flat, 70000}}) {
+    const std::string dir = tmp + "/ds-" + v.name;
+    fs::create_directories(dir);
+    DatasetManifest m;
+    m.vocab_size = v.vocab;
+    m.dtype = v.dtype;
+    m.tokenizer = {{"path", "kiln300.model"}, {"format", "sentencepiece"}, {"vocab_size", v.vocab}};
+    const char* files[] = {"train_0000.bin", "val_0000.bin", "train_0001.bin"};
+    const char* splits[] = {"train", "val", "train"};
+    std::string parts[3];
+    for (int i = 0; i < 3; ++i) {
+      const auto sum = write_shard(dir + "/" + files[i], v.dtype, v.format,
+                                   some_tokens(40 + 16 * i, v.vocab, i));
+      m.shards.push_back({files[i], splits[i], v.format, sum.tokens, uint64_t(2 + i),
+                          hex64(sum.xxh64)});
+      parts[i] = slurp(dir + "/" + files[i]);
+    }
+    write_manifest(dir, m);
+    TokenDataset::open(dir, {.split = "all", .verify_checksums = true});  // the seed is valid
+    std::string input = slurp(dir + "/manifest.json");
+    for (const std::string& part : parts) input += std::string(fuzz::kPartSeparator) + part;
+    put("manifest", v.name, input);
+  }
+}
+
+// A tiny SentencePiece BPE model trained on the test prose, and its
+// tokenizer.bin export.
+void tokenizer_seeds(const std::string& tmp, const std::string& prose) {
+  TokenizerTrainOptions opt;
+  opt.inputs = {prose};
+  opt.vocab_size = 320;
+  opt.out_path = tmp + "/kiln320.model";
+  opt.threads = 1;
+  opt.progress = false;
+  train_tokenizer(opt);
+  put("sentencepiece", "kiln320.model", slurp(opt.out_path));
+  const std::unique_ptr<Tokenizer> tok = load_tokenizer(opt.out_path);
+  export_llama2c_tokenizer(*tok, tmp + "/kiln320.bin");
+  put("tokenizer_bin", "kiln320.bin", slurp(tmp + "/kiln320.bin"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: make_corpus <corpus dir>\n");
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: make_corpus <corpus dir> <prose .txt for the tokenizer seeds>\n");
     return 2;
   }
   g_root = argv[1];
@@ -194,6 +273,9 @@ int main(int argc, char** argv) {
   llama2c_seeds(tmp);
   config_seeds();
   checkpoint_seeds(tmp);
+  token_shard_seeds(tmp);
+  manifest_seeds(tmp);
+  tokenizer_seeds(tmp, argv[2]);
   std::printf("corpus written to %s\n", g_root.c_str());
   return 0;
 }

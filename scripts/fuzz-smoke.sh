@@ -12,7 +12,8 @@
 # that did it is saved as build-fuzz/artifacts/<target>-crash-<sha1> (replay:
 # build-fuzz/fuzz_<target> <that file>). New interesting inputs collect in
 # build-fuzz/corpus/<target>/ and are reused by the next run; the committed
-# seeds in fuzz/corpus/ are never modified.
+# seeds in fuzz/corpus/ (made by make_corpus) and the inputs of fixed findings
+# in fuzz/regressions/ (kept by hand) are read, never modified.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD_FUZZ:-build-fuzz}
@@ -24,7 +25,7 @@ cmake --build "$BUILD" -j "${JOBS:-$(nproc)}"
 
 if [[ ${1:-} == --regen-corpus ]]; then
   rm -rf fuzz/corpus
-  "$BUILD/make_corpus" fuzz/corpus
+  "$BUILD/make_corpus" fuzz/corpus tests/data/kiln_prose.txt
   exit 0
 fi
 
@@ -44,7 +45,9 @@ failed=()
 for t in "${targets[@]}"; do
   work="$BUILD/corpus/$t"
   mkdir -p "$work"
-  args=("$work" "fuzz/corpus/$t" -max_total_time="$per" -max_len=16384 -timeout=10
+  seeds=("fuzz/corpus/$t")
+  [[ -d fuzz/regressions/$t ]] && seeds+=("fuzz/regressions/$t")
+  args=("$work" "${seeds[@]}" -max_total_time="$per" -max_len=16384 -timeout=10
     -rss_limit_mb=2048 -artifact_prefix="$BUILD/artifacts/$t-" -print_final_stats=1 -print_funcs=0)
   [[ -f fuzz/dict/$t.dict ]] && args+=(-dict="fuzz/dict/$t.dict")
   log="$BUILD/fuzz-$t.log"
