@@ -25,6 +25,7 @@
 #include "train/token_data.h"
 #include "infer/sample_text.h"
 #include "tokenizer/tokenizer.h"
+#include "report/system_stats.h"
 
 namespace fs = std::filesystem;
 
@@ -452,6 +453,7 @@ int run_training(TrainOptions o) {
     }
   };
   int exit_code = 0;
+  Timer system_timer;
   if (o.eval_every > 0 && run.step_done == 0) {  // the baseline the curve falls from
     const float val = run.eval_loss();
     run.log.write("eval", {{"step", 0}, {"val_loss", val}});
@@ -509,6 +511,10 @@ int run_training(TrainOptions o) {
       continue;
     }
     consecutive_skips = 0;
+    if (system_timer.seconds() >= 5.0 || run.step_done == 1) {  // CPU %, RSS, power for the dashboard
+      run.log.write("system", system_record(getpid()));
+      system_timer.reset();
+    }
     const double tok_s = run.tokens_per_step() / (ms / 1e3);
     const double tflops = config.train_flops_per_token(o.seq) * tok_s / 1e12;
     run.log.write("step", {{"step", run.step_done}, {"tokens", run.tokens_seen}, {"loss", loss},
