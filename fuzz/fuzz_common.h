@@ -8,8 +8,10 @@
 // abort(), which libFuzzer records as a crash like a sanitizer report.
 #pragma once
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -24,9 +26,22 @@
 
 namespace kiln::fuzz {
 
-// <KILN_FUZZ_TMPDIR or /dev/shm or /tmp>/kiln-fuzz-XXXXXX, removed at exit.
-// The name lives on the heap, never destroyed, so the exit handler that
-// removes the directory can still read it.
+// Removes <base>/kiln-fuzz-<pid>-* directories of processes that are gone: a
+// crash or sanitizer report ends the fuzzer without running exit handlers.
+inline void remove_stale_scratch_dirs(const std::string& base) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(base, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!name.starts_with("kiln-fuzz-")) continue;
+    const long pid = std::strtol(name.c_str() + 10, nullptr, 10);
+    if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH)
+      std::filesystem::remove_all(e.path(), ec);
+  }
+}
+
+// <KILN_FUZZ_TMPDIR or /dev/shm or /tmp>/kiln-fuzz-<pid>-XXXXXX, removed at
+// exit (and by the next fuzzer when this one crashed). The name lives on the
+// heap, never destroyed, so the exit handler can still read it.
 inline const std::string& scratch_dir() {
   static const std::string* dir = [] {
     std::string base = "/tmp";
@@ -34,7 +49,8 @@ inline const std::string& scratch_dir() {
       base = env;
     else if (::access("/dev/shm", W_OK) == 0)
       base = "/dev/shm";
-    std::string templ = base + "/kiln-fuzz-XXXXXX";
+    remove_stale_scratch_dirs(base);
+    std::string templ = base + "/kiln-fuzz-" + std::to_string(::getpid()) + "-XXXXXX";
     if (!::mkdtemp(templ.data())) {
       std::perror("kiln-fuzz: mkdtemp");
       std::abort();
