@@ -129,7 +129,9 @@ struct Child {
     running = false;
     if (WIFEXITED(st)) {
       exit_code = WEXITSTATUS(st);
-      status = exit_code == 0 ? "training finished (exit 0)" : "training failed (exit " + std::to_string(exit_code) + ")";
+      status = exit_code == 0     ? std::string("training finished (exit 0)")
+               : exit_code == 130 ? std::string("training stopped (exit 130)")
+                                  : "training failed (exit " + std::to_string(exit_code) + ")";
     } else if (WIFSIGNALED(st)) {
       exit_code = 128 + WTERMSIG(st);
       status = std::string("training killed by signal ") + strsignal(WTERMSIG(st));
