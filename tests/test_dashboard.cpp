@@ -205,10 +205,15 @@ TEST(Plot, DownsampleAndMovingAverageKeepTheMean) {
   EXPECT_NEAR(full / 1000, part / 100, 1e-9);
   const std::vector<double> y = {1, 2, NAN, 4, 5};
   const auto m = moving_average(y, 1);
-  EXPECT_DOUBLE_EQ(m[0], 1.5);
-  EXPECT_DOUBLE_EQ(m[1], 1.5);
+  EXPECT_DOUBLE_EQ(m[0], 1.0) << "the window shrinks to nothing at the ends";
+  EXPECT_DOUBLE_EQ(m[1], 1.5) << "(1 + 2 + NaN skipped) / 2";
   EXPECT_TRUE(std::isnan(m[2]));
   EXPECT_DOUBLE_EQ(m[3], 4.5);
+  EXPECT_DOUBLE_EQ(m[4], 5.0);
+  std::vector<double> line;
+  for (int i = 0; i < 50; ++i) line.push_back(3.0 * i + 1);
+  const auto smooth_line = moving_average(line, 10);
+  for (int i = 0; i < 50; ++i) EXPECT_NEAR(smooth_line[i], line[i], 1e-9) << "a straight line is its own average";
 }
 
 // ----------------------------------------------------------- cell buffer ---

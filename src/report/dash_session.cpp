@@ -232,8 +232,8 @@ int run_dash(DashSessionOptions o) {
     if (t >= next_system) {
       child.reap(false);
       if (child.pid > 0) dash.set_child_status(child.status);
-      SystemSample s = sampler.sample();
-      dash.set_live_system(s, child.running);
+      // Once the trainer has exited its last reading stays on screen.
+      if (child.pid <= 0 || child.running) dash.set_live_system(sampler.sample(), child.running);
       next_system = t + 1.0;
       changed = true;
     }

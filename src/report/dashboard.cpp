@@ -60,12 +60,17 @@ std::vector<double> column(const std::vector<StepPoint>& steps, Get get) {
   return out;
 }
 
-// Seconds left: steps to go times the recent mean step time.
+// Seconds left: steps to go times the recent wall-clock time per step (from
+// the records' timestamps, so evals, samples and checkpoints count too);
+// the steps' own compute time when timestamps are missing.
 double eta_seconds(const RunMetrics& m) {
   const int64_t planned = m.planned_steps();
   if (planned <= 0 || m.steps.empty()) return kNaN;
-  const double ms = recent_mean(m.steps, 50, [](const StepPoint& s) { return s.ms; });
-  return std::max<int64_t>(0, planned - m.steps.back().step) * ms / 1e3;
+  const StepPoint& last = m.steps.back();
+  const StepPoint& first = m.steps[m.steps.size() > 50 ? m.steps.size() - 51 : 0];
+  double per_step = last.step > first.step ? (last.time - first.time) / double(last.step - first.step) : kNaN;
+  if (!(per_step > 0)) per_step = recent_mean(m.steps, 50, [](const StepPoint& s) { return s.ms; }) / 1e3;
+  return std::max<int64_t>(0, planned - last.step) * per_step;
 }
 
 double last_record_time(const RunMetrics& m) {

@@ -136,7 +136,10 @@ std::vector<double> moving_average(const std::vector<double>& y, size_t half) {
   std::vector<double> out(n, kNaN);
   for (size_t i = 0; i < n; ++i) {
     if (!std::isfinite(y[i])) continue;
-    const size_t lo = i > half ? i - half : 0, hi = std::min(n, i + half + 1);
+    // The window shrinks symmetrically near the ends, so a sloped curve's
+    // first and last points are not pulled towards the middle.
+    const size_t h = std::min({half, i, n - 1 - i});
+    const size_t lo = i - h, hi = i + h + 1;
     out[i] = (sum[hi] - sum[lo]) / (count[hi] - count[lo]);
   }
   return out;

@@ -69,8 +69,8 @@ std::string tick_label(double value);
 // smoothed the same way at every zoom.
 Series downsample(const Series& s, size_t max_points);
 
-// Centred moving average of y over i-half..i+half (windows shrink at the
-// ends; non-finite values are skipped and stay NaN): a trend without the lag
+// Centred moving average of y over i-half..i+half (windows shrink
+// symmetrically at the ends; non-finite values are skipped and stay NaN): a trend without the lag
 // an exponential average has, for plots drawn after the fact.
 std::vector<double> moving_average(const std::vector<double>& y, size_t half);
 
