@@ -30,6 +30,12 @@ void on_quit(int) { g_quit = 1; }
 double wall_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
 double mono_now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -220,8 +226,8 @@ int run_dash(DashSessionOptions o) {
   }
   SystemSampler sampler(child.pid > 0 ? child.pid : getpid());
   const double frame_s = 1.0 / std::max(0.5, std::min(o.max_hz, 4.0));
-  double next_metrics = 0, next_system = 0, last_draw = -1e9;
-  bool changed = true;
+  double next_metrics = 0, next_system = 0, last_draw = -1e9, draw_cost = 0;
+  bool changed = true, resized = false;
   CellBuffer frame;
   for (;;) {
     const double t = mono_now();
@@ -240,21 +246,27 @@ int run_dash(DashSessionOptions o) {
     if (g_resized) {
       g_resized = 0;
       term.invalidate();
-      changed = true;
+      resized = true;
     }
-    const bool clock_tick = t - last_draw >= 1.0;
-    if ((changed && t - last_draw >= frame_s) || clock_tick) {
+    // At most max_hz frames, once a second for the clocks, and never more
+    // often than keeps drawing under ~2% of a core (a frame of a very long
+    // run costs more, so it is drawn less often).
+    const double gap = std::max(frame_s, std::min(5.0, 50 * draw_cost));
+    if (resized || (t - last_draw >= gap && (changed || t - last_draw >= 1.0))) {
+      const double cpu0 = thread_cpu_seconds();
       int w, h;
       term.size(&w, &h);
       if (frame.width() != w || frame.height() != h) frame.resize(w, h);
       dash.render(frame, wall_now());
       term.draw(frame);
-      last_draw = t, changed = false;
+      draw_cost = thread_cpu_seconds() - cpu0;
+      last_draw = t, changed = false, resized = false;
     }
     // Sleep until a key, trainer output, a signal, or the next scheduled poll.
     pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {child.out_fd, POLLIN, 0}};
     const int nfds = child.out_fd >= 0 ? 2 : 1;
-    const double wait_s = std::max(0.0, std::min({next_metrics, next_system, last_draw + 1.0}) - mono_now());
+    const double next_draw = last_draw + std::max(1.0, std::min(5.0, 50 * draw_cost));
+    const double wait_s = std::max(0.0, std::min({next_metrics, next_system, next_draw}) - mono_now());
     const int r = poll(fds, nfds_t(nfds), int(wait_s * 1000) + 1);
     if (g_quit) break;
     if (r <= 0) continue;
