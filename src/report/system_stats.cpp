@@ -218,7 +218,7 @@ SystemSample SystemSampler::sample() {
   if (auto cpu = read_proc_cpu(pid_)) {
     if (last_wall_s_ >= 0 && now > last_wall_s_) {
       s.cpu_pct = 100.0 * (cpu->cpu_s - last_cpu_s_) / (now - last_wall_s_);
-    } else if (auto up = uptime_seconds(); up && *up > cpu->started_s) {
+    } else if (auto up = uptime_seconds(); up && *up > cpu->started_s + 0.05) {
       s.cpu_pct = 100.0 * cpu->cpu_s / (*up - cpu->started_s);  // average since the process started
     }
     last_cpu_s_ = cpu->cpu_s;
