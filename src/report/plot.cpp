@@ -11,12 +11,13 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// The 1-2-5 step nearest to span / count: 10^floor(log10(raw)) times 1, 2, 5 or 10.
+// The smallest 1-2-5 step (1, 2 or 5 times a power of ten) that is at
+// least span / count, so an axis gets at most about `count` ticks.
 double nice_step(double span, int count) {
   const double raw = span / std::max(1, count);
   const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
   const double r = raw / magnitude;
-  const double m = r < 1.5 ? 1 : r < 3.5 ? 2 : r < 7.5 ? 5 : 10;
+  const double m = r <= 1 + 1e-9 ? 1 : r <= 2 + 1e-9 ? 2 : r <= 5 + 1e-9 ? 5 : 10;
   return m * magnitude;
 }
 
