@@ -76,7 +76,8 @@ TEST(MetricsReader, ReadsEveryRecordTypeAndToleratesOddLines) {
   EXPECT_TRUE(tail.poll());
   const RunMetrics& m = tail.metrics();
   EXPECT_EQ(m.name, f.name);
-  ASSERT_EQ(m.steps.size(), size_t(f.steps_done)) << "the half-written last line must not count yet";
+  ASSERT_EQ(m.steps.size(), size_t(f.steps_done))
+      << "the half-written last line must not count yet";
   EXPECT_EQ(m.steps.back().step, f.steps_done);
   EXPECT_DOUBLE_EQ(m.steps.back().loss, testing::fixture_loss(f, f.steps_done));
   EXPECT_DOUBLE_EQ(m.steps[9].lr, testing::fixture_lr(f, 10));
@@ -114,9 +115,12 @@ TEST(MetricsReader, CompletesAHalfWrittenLineOnTheNextPoll) {
 TEST(MetricsReader, AResumedRunReplacesTheStepsItRedid) {
   const fs::path dir = test_dir("resumed");
   std::ofstream out(dir / "metrics.jsonl");
-  for (int s = 1; s <= 10; ++s) out << nlohmann::json{{"type", "step"}, {"step", s}, {"loss", 10.0 - s}}.dump() << "\n";
-  out << R"({"type":"run","config":{"steps":20}})" << "\n";
-  for (int s = 7; s <= 12; ++s) out << nlohmann::json{{"type", "step"}, {"step", s}, {"loss", 100.0 + s}}.dump() << "\n";
+  for (int s = 1; s <= 10; ++s)
+    out << nlohmann::json{{"type", "step"}, {"step", s}, {"loss", 10.0 - s}}.dump() << "\n";
+  out << R"({"type":"run","config":{"steps":20}})"
+      << "\n";
+  for (int s = 7; s <= 12; ++s)
+    out << nlohmann::json{{"type", "step"}, {"step", s}, {"loss", 100.0 + s}}.dump() << "\n";
   out.close();
   const RunMetrics m = load_run_metrics(dir.string());
   ASSERT_EQ(m.steps.size(), 12u);
@@ -182,7 +186,8 @@ TEST(Plot, TicksAreRoundAndInsideTheAxis) {
     }
   }
   const double mantissa = step / std::pow(10.0, std::floor(std::log10(step)));
-  EXPECT_TRUE(std::fabs(mantissa - 1) < 1e-9 || std::fabs(mantissa - 2) < 1e-9 || std::fabs(mantissa - 5) < 1e-9);
+  EXPECT_TRUE(std::fabs(mantissa - 1) < 1e-9 || std::fabs(mantissa - 2) < 1e-9 ||
+              std::fabs(mantissa - 5) < 1e-9);
   const Axis log_axis(1, 1e5, true);
   const auto lt = log_axis.ticks(4);
   ASSERT_EQ(lt.size(), 6u);  // the decades
@@ -213,7 +218,8 @@ TEST(Plot, DownsampleAndMovingAverageKeepTheMean) {
   std::vector<double> line;
   for (int i = 0; i < 50; ++i) line.push_back(3.0 * i + 1);
   const auto smooth_line = moving_average(line, 10);
-  for (int i = 0; i < 50; ++i) EXPECT_NEAR(smooth_line[i], line[i], 1e-9) << "a straight line is its own average";
+  for (int i = 0; i < 50; ++i)
+    EXPECT_NEAR(smooth_line[i], line[i], 1e-9) << "a straight line is its own average";
 }
 
 // ----------------------------------------------------------- cell buffer ---
@@ -262,7 +268,8 @@ class DashboardRender : public ::testing::Test {
  protected:
   void SetUp() override {
     // Each test its own directory: ctest runs them as parallel processes.
-    root_ = test_dir(std::string("render-") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    root_ = test_dir(std::string("render-") +
+                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
     f_.finished = false;
     dir_ = testing::write_fixture_run(root_, f_);
   }
@@ -290,10 +297,11 @@ TEST_F(DashboardRender, WideFrameShowsEveryPanel) {
   EXPECT_TRUE(contains(text, "412 MB")) << text;
   EXPECT_TRUE(contains(text, "Once upon a time there was a little girl")) << text;
   // ETA: 150 steps to go at 102.4 ms each.
-  EXPECT_TRUE(contains(text, "ETA " + format_duration_short(150 * testing::kFixtureMs / 1e3))) << text;
+  EXPECT_TRUE(contains(text, "ETA " + format_duration_short(150 * testing::kFixtureMs / 1e3)))
+      << text;
   // The plot is drawn with braille dots, and the x axis reaches the last step.
-  EXPECT_TRUE(contains(text, "\xe2\xa0") || contains(text, "\xe2\xa1") || contains(text, "\xe2\xa2") ||
-              contains(text, "\xe2\xa3"))
+  EXPECT_TRUE(contains(text, "\xe2\xa0") || contains(text, "\xe2\xa1") ||
+              contains(text, "\xe2\xa2") || contains(text, "\xe2\xa3"))
       << text;
   EXPECT_TRUE(contains(text, "150")) << text;
   EXPECT_EQ(frame.at(0, 0).attr & kInverse, kInverse) << "the header bar";
@@ -334,7 +342,8 @@ TEST_F(DashboardRender, AsciiModeLogXAndSeveralRuns) {
   dash.render(frame, now());
   std::string text = frame.to_text();
   for (unsigned char c : text) ASSERT_LT(c, 0x80) << "ASCII mode wrote a non-ASCII byte\n" << text;
-  EXPECT_TRUE(contains(text, "second-run " + fmt4(testing::fixture_loss(g, 90)))) << "legend\n" << text;
+  EXPECT_TRUE(contains(text, "second-run " + fmt4(testing::fixture_loss(g, 90)))) << "legend\n"
+                                                                                  << text;
   EXPECT_TRUE(contains(text, "[1/2]"));
   dash.toggle_log_x();
   dash.next_run();
@@ -350,7 +359,8 @@ TEST_F(DashboardRender, FinishedAndWaitingRuns) {
   done.name = "done-run";
   done.finished = true;
   done.truncated_tail = false;
-  Dashboard dash({testing::write_fixture_run(root_, done), (root_ / "not-started").string()}, DashOptions{});
+  Dashboard dash({testing::write_fixture_run(root_, done), (root_ / "not-started").string()},
+                 DashOptions{});
   dash.poll();
   CellBuffer frame(100, 30);
   dash.render(frame, now());
@@ -414,7 +424,8 @@ TEST(SystemStats, SamplesThisProcess) {
   volatile double sink = 0;
   while (cpu_now() - cpu0 < 0.3) sink = sink + std::sqrt(sink + 1);
   const SystemSample second = sampler2.sample();
-  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
   const double expected = 100 * (cpu_now() - cpu0) / wall;
   ASSERT_TRUE(second.cpu_pct.has_value());
   // /proc counts in clock ticks (10 ms): allow three of them over the interval.
@@ -489,7 +500,8 @@ TEST(DashCli, FindsTheRunDirectoryOfATrainingCommand) {
 // loads it at run time and sums/averages what it reports. Skipped only when
 // no C compiler is installed.
 TEST(DashCli, ReadsGpusThroughNvmlLoadedAtRunTime) {
-  if (system("command -v cc >/dev/null 2>&1") != 0) GTEST_SKIP() << "no C compiler (cc) to build a stand-in NVML";
+  if (system("command -v cc >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no C compiler (cc) to build a stand-in NVML";
   const fs::path root = test_dir("nvml");
   const fs::path src = root / "fake_nvml.c", lib = root / "libfake-nvml.so";
   std::ofstream(src) << R"(#include <stdio.h>
@@ -507,8 +519,8 @@ int nvmlDeviceGetName(void* h, char* b, unsigned n) { snprintf(b, n, "Stand-in G
   ASSERT_EQ(system(("cc -shared -fPIC -o " + lib.string() + " " + src.string()).c_str()), 0);
   FixtureRun f;
   const std::string dir = testing::write_fixture_run(root, f);
-  const CommandResult r = run_command("KILN_NVML_LIB=" + lib.string() + " " + std::string(KILN_BINARY) +
-                                      " dash --once --ascii " + dir);
+  const CommandResult r = run_command("KILN_NVML_LIB=" + lib.string() + " " +
+                                      std::string(KILN_BINARY) + " dash --once --ascii " + dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // Mean utilisation (40+60)/2, memory 3+5 GiB, power 150+250 W.
   EXPECT_TRUE(contains(r.output, "50%  8.0 GB  400 W")) << r.output;
@@ -550,10 +562,12 @@ TEST(DashLive, WatchesAChildRepaintsAndStopsItOnQ) {
   // exits 130 on SIGINT like kiln train does.
   const fs::path script = root / "fake_train.sh";
   std::ofstream(script) << "out=\"$2\"\n"
-                           "trap 'echo \"fake trainer: stopped by signal\"; kill $sleeper 2>/dev/null; exit 130' INT\n"
+                           "trap 'echo \"fake trainer: stopped by signal\"; kill $sleeper "
+                           "2>/dev/null; exit 130' INT\n"
                            "echo \"fake trainer: writing to $out\"\n"
                            "sleep 0.5\n"
-                           "echo '{\"type\":\"step\",\"time\":1.7e9,\"step\":151,\"loss\":2.25}' >> \"$out/metrics.jsonl\"\n"
+                           "echo '{\"type\":\"step\",\"time\":1.7e9,\"step\":151,\"loss\":2.25}' "
+                           ">> \"$out/metrics.jsonl\"\n"
                            "sleep 60 & sleeper=$!\n"
                            "wait $sleeper\n";
   winsize ws{};
@@ -565,7 +579,8 @@ TEST(DashLive, WatchesAChildRepaintsAndStopsItOnQ) {
   if (pid == 0) {
     setenv("LANG", "C.UTF-8", 1);
     unsetenv("LC_ALL");
-    execl(KILN_BINARY, "kiln", "dash", "--", "/bin/sh", script.c_str(), "--out", dir.c_str(), (char*)nullptr);
+    execl(KILN_BINARY, "kiln", "dash", "--", "/bin/sh", script.c_str(), "--out", dir.c_str(),
+          (char*)nullptr);
     _exit(127);
   }
   std::string screen;
@@ -598,12 +613,14 @@ TEST(DashLive, WatchesAChildRepaintsAndStopsItOnQ) {
   // q stops the child with SIGINT, leaves the alternate screen and passes on its output.
   mark = screen.size();
   ASSERT_EQ(write(master, "q", 1), 1);
-  EXPECT_TRUE(pump(master, screen, 20, "fake trainer: stopped by signal", mark)) << screen.substr(mark);
+  EXPECT_TRUE(pump(master, screen, 20, "fake trainer: stopped by signal", mark))
+      << screen.substr(mark);
   EXPECT_TRUE(screen.find("\x1b[?1049l", mark) != std::string::npos) << "left the alternate screen";
   int status = 0;
   pid_t reaped = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while ((reaped = waitpid(pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) {
+  while ((reaped = waitpid(pid, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
     pump(master, screen, 0.05, "");  // returns at once when the terminal is closed
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

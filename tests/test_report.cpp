@@ -43,7 +43,9 @@ size_t count(const std::string& s, const std::string& needle) {
   return n;
 }
 
-bool contains(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
+bool contains(const std::string& s, const std::string& needle) {
+  return s.find(needle) != std::string::npos;
+}
 
 std::string read_all(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -69,7 +71,8 @@ CommandResult run_command(const std::string& cmd) {
 
 // Two runs: one finished with an efficiency report, one still going, whose
 // name needs escaping.
-std::vector<std::string> fixture_runs(const fs::path& root, FixtureRun* finished, FixtureRun* partial) {
+std::vector<std::string> fixture_runs(const fs::path& root, FixtureRun* finished,
+                                      FixtureRun* partial) {
   finished->name = "finished-run";
   finished->finished = true;
   finished->truncated_tail = false;
@@ -84,9 +87,11 @@ std::vector<std::string> fixture_runs(const fs::path& root, FixtureRun* finished
 
 TEST(Deflate, ChecksumsMatchTheirStandardValues) {
   const std::string nine = "123456789";
-  EXPECT_EQ(crc32(reinterpret_cast<const uint8_t*>(nine.data()), nine.size()), 0xCBF43926u);  // CRC-32 check value
+  EXPECT_EQ(crc32(reinterpret_cast<const uint8_t*>(nine.data()), nine.size()),
+            0xCBF43926u);  // CRC-32 check value
   const std::string w = "Wikipedia";
-  EXPECT_EQ(adler32(reinterpret_cast<const uint8_t*>(w.data()), w.size()), 0x11E60398u);  // RFC 1950's example
+  EXPECT_EQ(adler32(reinterpret_cast<const uint8_t*>(w.data()), w.size()),
+            0x11E60398u);  // RFC 1950's example
 }
 
 TEST(Deflate, InflatesStoredAndZlibMadeDynamicBlocks) {
@@ -101,14 +106,15 @@ TEST(Deflate, InflatesStoredAndZlibMadeDynamicBlocks) {
 
   // zlib.compress(text, 9) from Python's zlib: a dynamic-Huffman block (BTYPE 2).
   const std::vector<uint8_t> dynamic = {
-      0x78, 0xda, 0xbd, 0x8c, 0x3b, 0x12, 0xc2, 0x30, 0x0c, 0x05, 0xaf, 0xf2, 0x2e, 0x40, 0x86, 0xff, 0x67, 0x28,
-      0x29, 0x28, 0x42, 0x41, 0x01, 0x07, 0x10, 0xd8, 0x71, 0x4c, 0x64, 0x09, 0x22, 0x43, 0x08, 0xa7, 0x27, 0x5c,
-      0x82, 0x6e, 0x67, 0x67, 0x76, 0xcb, 0xc8, 0x82, 0xdc, 0x52, 0x14, 0xc3, 0x81, 0x29, 0xd1, 0xa8, 0xa2, 0x14,
-      0xb9, 0x47, 0x52, 0xe7, 0xd9, 0xa0, 0x82, 0xdd, 0xf1, 0x6c, 0x20, 0x71, 0xd8, 0x0f, 0x50, 0xa0, 0xfc, 0x43,
-      0x71, 0xaa, 0x3d, 0x58, 0xcd, 0x10, 0xd4, 0x1b, 0x9c, 0x76, 0xb2, 0x45, 0x1e, 0x5c, 0xf3, 0x3b, 0x05, 0x9f,
-      0x0d, 0xb5, 0xe6, 0x02, 0xe3, 0xc9, 0x74, 0x36, 0x5f, 0x2c, 0x57, 0xeb, 0x0d, 0xe8, 0x72, 0x75, 0xbe, 0x0a,
-      0x75, 0xbc, 0x35, 0x9c, 0x44, 0xef, 0x8f, 0xd6, 0xf2, 0xf3, 0xd5, 0xbd, 0xfb, 0xcf, 0x17, 0xab, 0xa1, 0x4e,
-      0x7e};
+      0x78, 0xda, 0xbd, 0x8c, 0x3b, 0x12, 0xc2, 0x30, 0x0c, 0x05, 0xaf, 0xf2, 0x2e, 0x40, 0x86,
+      0xff, 0x67, 0x28, 0x29, 0x28, 0x42, 0x41, 0x01, 0x07, 0x10, 0xd8, 0x71, 0x4c, 0x64, 0x09,
+      0x22, 0x43, 0x08, 0xa7, 0x27, 0x5c, 0x82, 0x6e, 0x67, 0x67, 0x76, 0xcb, 0xc8, 0x82, 0xdc,
+      0x52, 0x14, 0xc3, 0x81, 0x29, 0xd1, 0xa8, 0xa2, 0x14, 0xb9, 0x47, 0x52, 0xe7, 0xd9, 0xa0,
+      0x82, 0xdd, 0xf1, 0x6c, 0x20, 0x71, 0xd8, 0x0f, 0x50, 0xa0, 0xfc, 0x43, 0x71, 0xaa, 0x3d,
+      0x58, 0xcd, 0x10, 0xd4, 0x1b, 0x9c, 0x76, 0xb2, 0x45, 0x1e, 0x5c, 0xf3, 0x3b, 0x05, 0x9f,
+      0x0d, 0xb5, 0xe6, 0x02, 0xe3, 0xc9, 0x74, 0x36, 0x5f, 0x2c, 0x57, 0xeb, 0x0d, 0xe8, 0x72,
+      0x75, 0xbe, 0x0a, 0x75, 0xbc, 0x35, 0x9c, 0x44, 0xef, 0x8f, 0xd6, 0xf2, 0xf3, 0xd5, 0xbd,
+      0xfb, 0xcf, 0x17, 0xab, 0xa1, 0x4e, 0x7e};
   ASSERT_EQ((dynamic[2] >> 1) & 3, 2) << "the fixture really is a dynamic block";
   std::string text;
   for (int i = 0; i < 3; ++i) text += "Kiln trains Llama-family models on CPUs and GPUs. ";
@@ -122,7 +128,8 @@ TEST(Deflate, InflatesStoredAndZlibMadeDynamicBlocks) {
   bad[bad.size() - 1] ^= 1;
   EXPECT_FALSE(zlib_decompress(bad.data(), bad.size(), 1 << 20, &error));
   EXPECT_FALSE(zlib_decompress(dynamic.data(), 40, 1 << 20, &error)) << "truncated";
-  EXPECT_FALSE(zlib_decompress(dynamic.data(), dynamic.size(), 10, &error)) << "larger than allowed";
+  EXPECT_FALSE(zlib_decompress(dynamic.data(), dynamic.size(), 10, &error))
+      << "larger than allowed";
 }
 
 TEST(Deflate, CompressorRoundTripsRandomAndRepetitiveData) {
@@ -152,7 +159,8 @@ TEST(Png, RoundTripsAndRejectsDamage) {
   RgbImage img(37, 19, Rgb{255, 255, 255});
   Rng rng(11, 2);
   for (auto& p : img.pixels)
-    if (rng.uniform() < 0.3f) p = {uint8_t(rng.next_u32()), uint8_t(rng.next_u32()), uint8_t(rng.next_u32())};
+    if (rng.uniform() < 0.3f)
+      p = {uint8_t(rng.next_u32()), uint8_t(rng.next_u32()), uint8_t(rng.next_u32())};
   const std::string file = encode_png(img);
   ASSERT_EQ(file.substr(1, 3), "PNG");
   std::string error;
@@ -186,7 +194,9 @@ TEST(Png, LossChartIsDrawnInTheRunColours) {
   EXPECT_GT(non_white, 10000u);
   // An empty chart says so instead of drawing nothing.
   const RgbImage empty = raster_chart(ChartSpec{"Empty", "x", "y", false, false, {}}, 300, 200);
-  EXPECT_TRUE(std::any_of(empty.pixels.begin(), empty.pixels.end(), [](const Rgb& p) { return !(p == Rgb{255, 255, 255}); }));
+  EXPECT_TRUE(std::any_of(empty.pixels.begin(), empty.pixels.end(), [](const Rgb& p) {
+    return !(p == Rgb{255, 255, 255});
+  }));
 }
 
 // --------------------------------------------------------------- HTML ---
@@ -203,11 +213,12 @@ TEST(HtmlReport, IsSelfContainedAndHoldsEveryPart) {
   // grad norm, and memory (the finished run logged system records).
   EXPECT_EQ(count(html, "<svg"), 7u);
   EXPECT_EQ(count(html, "</svg>"), 7u);
-  for (const char* title : {"Loss", "Loss vs tokens", "Loss vs wall time", "Throughput", "Learning rate",
-                            "Gradient norm", "Memory"})
+  for (const char* title : {"Loss", "Loss vs tokens", "Loss vs wall time", "Throughput",
+                            "Learning rate", "Gradient norm", "Memory"})
     EXPECT_TRUE(contains(html, std::string("<title>") + title)) << title;
   // Nothing is loaded from anywhere: no URLs, no scripts, no external resources.
-  for (const char* forbidden : {"http://", "https://", "src=", "href=", "<script", "@import", "<link"})
+  for (const char* forbidden :
+       {"http://", "https://", "src=", "href=", "<script", "@import", "<link"})
     EXPECT_FALSE(contains(html, forbidden)) << forbidden;
   // Run names, escaped.
   EXPECT_TRUE(contains(html, "finished-run"));
@@ -215,7 +226,8 @@ TEST(HtmlReport, IsSelfContainedAndHoldsEveryPart) {
   EXPECT_FALSE(contains(html, "<b>&run"));
   // The efficiency report's numbers (fixture: wall 20.5 s, compile 3.25 s, 433 MB,
   // MFU = 0.21 / 1.5), and the note for the run that has none.
-  for (const char* v : {">20.50<", ">3.25<", ">15.36<", ">102.4<", ">20000<", ">433<", ">14.0<", ">0.210<", ">1.500<"})
+  for (const char* v : {">20.50<", ">3.25<", ">15.36<", ">102.4<", ">20000<", ">433<", ">14.0<",
+                        ">0.210<", ">1.500<"})
     EXPECT_TRUE(contains(html, v)) << v;
   EXPECT_TRUE(contains(html, "no efficiency report yet"));
   // Config, samples, final losses.
@@ -225,7 +237,8 @@ TEST(HtmlReport, IsSelfContainedAndHoldsEveryPart) {
   char best_val[32];
   std::snprintf(best_val, sizeof(best_val), "%.4f", [&] {
     double best = 1e9;
-    for (int s = a.eval_every; s <= a.steps_done; s += a.eval_every) best = std::min(best, testing::fixture_val_loss(a, s));
+    for (int s = a.eval_every; s <= a.steps_done; s += a.eval_every)
+      best = std::min(best, testing::fixture_val_loss(a, s));
     return best;
   }());
   EXPECT_TRUE(contains(html, best_val)) << "best validation loss " << best_val;
@@ -235,15 +248,18 @@ TEST(HtmlReport, ChartGeometryStaysInsideEachChart) {
   const fs::path root = test_dir("geometry");
   FixtureRun a, b;
   const auto dirs = fixture_runs(root, &a, &b);
-  const std::string html = html_report({load_run_metrics(dirs[0]), load_run_metrics(dirs[1])}, 1.7e9);
+  const std::string html =
+      html_report({load_run_metrics(dirs[0]), load_run_metrics(dirs[1])}, 1.7e9);
   const std::regex path_re("<path d=\"([^\"]*)\"");
   const std::regex number_re("[-0-9.]+");
   size_t paths = 0;
-  for (auto it = std::sregex_iterator(html.begin(), html.end(), path_re); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), path_re);
+       it != std::sregex_iterator(); ++it) {
     const std::string d = (*it)[1];
     ASSERT_TRUE(d[0] == 'M') << d.substr(0, 40);
     int k = 0;
-    for (auto n = std::sregex_iterator(d.begin(), d.end(), number_re); n != std::sregex_iterator(); ++n, ++k) {
+    for (auto n = std::sregex_iterator(d.begin(), d.end(), number_re); n != std::sregex_iterator();
+         ++n, ++k) {
       const double v = std::stod(n->str());
       EXPECT_GE(v, 0.0);
       EXPECT_LE(v, k % 2 == 0 ? 600.0 : 340.0) << (k % 2 == 0 ? "x" : "y");
@@ -254,7 +270,8 @@ TEST(HtmlReport, ChartGeometryStaysInsideEachChart) {
   // Clip-path ids are unique within the page.
   std::set<std::string> ids;
   const std::regex id_re("clipPath id=\"([^\"]+)\"");
-  for (auto it = std::sregex_iterator(html.begin(), html.end(), id_re); it != std::sregex_iterator(); ++it)
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), id_re);
+       it != std::sregex_iterator(); ++it)
     EXPECT_TRUE(ids.insert((*it)[1]).second) << (*it)[1];
 }
 
@@ -264,10 +281,12 @@ TEST(ReportCli, WritesHtmlAndPngAndRejectsMissingRuns) {
   b.name = "plain-name";  // keep the shell command simple
   b.steps_done = 90;
   a.finished = true;
-  const std::string d0 = testing::write_fixture_run(root, a), d1 = testing::write_fixture_run(root, b);
+  const std::string d0 = testing::write_fixture_run(root, a),
+                    d1 = testing::write_fixture_run(root, b);
   const fs::path out = root / "out" / "report.html";
   fs::create_directories(out.parent_path());
-  CommandResult r = run_command(std::string(KILN_BINARY) + " report " + d0 + " " + d1 + " --out " + out.string() + " --png");
+  CommandResult r = run_command(std::string(KILN_BINARY) + " report " + d0 + " " + d1 + " --out " +
+                                out.string() + " --png");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string html = read_all(out);
   EXPECT_EQ(count(html, "<svg"), 7u);
@@ -278,7 +297,8 @@ TEST(ReportCli, WritesHtmlAndPngAndRejectsMissingRuns) {
   EXPECT_EQ(png->height, 600);
 
   const fs::path none = root / "out" / "none.html";
-  r = run_command(std::string(KILN_BINARY) + " report " + (root / "missing").string() + " --out " + none.string());
+  r = run_command(std::string(KILN_BINARY) + " report " + (root / "missing").string() + " --out " +
+                  none.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_TRUE(contains(r.output, "kiln: error:")) << r.output;
   EXPECT_FALSE(fs::exists(none)) << "no output on bad input";
@@ -289,17 +309,20 @@ TEST(ReportCli, WritesHtmlAndPngAndRejectsMissingRuns) {
 TEST(HtmlReport, RendersInHeadlessChromium) {
   const char* chromium = "/usr/bin/chromium";
   if (access(chromium, X_OK) != 0)
-    GTEST_SKIP() << "Chromium is not installed (" << chromium << "); .ci/run installs Debian's chromium package";
+    GTEST_SKIP() << "Chromium is not installed (" << chromium
+                 << "); .ci/run installs Debian's chromium package";
   const fs::path root = test_dir("chromium");
   FixtureRun a, b;
   const auto dirs = fixture_runs(root, &a, &b);
   const fs::path page = root / "report.html", shot = root / "shot.png", profile = root / "profile";
   write_report(dirs, page.string(), "");
-  const std::string cmd = "timeout 120 " + std::string(chromium) +
-                          " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
-                          " --disable-background-networking --disable-component-update --disable-sync"
-                          " --user-data-dir=" + profile.string() + " --screenshot=" + shot.string() +
-                          " --window-size=1200,900 file://" + fs::absolute(page).string();
+  const std::string cmd =
+      "timeout 120 " + std::string(chromium) +
+      " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
+      " --disable-background-networking --disable-component-update --disable-sync"
+      " --user-data-dir=" +
+      profile.string() + " --screenshot=" + shot.string() + " --window-size=1200,900 file://" +
+      fs::absolute(page).string();
   const CommandResult r = run_command(cmd);
   ASSERT_EQ(r.exit_code, 0) << cmd << "\n" << r.output;
   std::string error;
@@ -320,10 +343,12 @@ TEST(HtmlReport, RendersInHeadlessChromium) {
   }
   EXPECT_GT(colours.size(), 50u);
   EXPECT_GT(double(off_background) / double(img->pixels.size()), 0.05);
-  // The colour swatches alone (table and legends) are a few hundred pixels; more means the curves drew.
+  // The colour swatches alone (table and legends) are a few hundred pixels; more means the curves
+  // drew.
   EXPECT_GT(run_colour, 600u) << "the run colour is visible (the charts drew)";
-  std::printf("[ chromium ] %zu colours, %.1f%% off background, %zu pixels in run colour\n", colours.size(),
-              100.0 * double(off_background) / double(img->pixels.size()), run_colour);
+  std::printf("[ chromium ] %zu colours, %.1f%% off background, %zu pixels in run colour\n",
+              colours.size(), 100.0 * double(off_background) / double(img->pixels.size()),
+              run_colour);
 }
 
 }  // namespace

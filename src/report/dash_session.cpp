@@ -62,7 +62,7 @@ class SignalScope {
     sigemptyset(&sa.sa_mask);
     sigaction(sig, &sa, &old_[slot]);
   }
-  struct sigaction old_[4] {};
+  struct sigaction old_[4]{};
 };
 
 // A trainer started by the dashboard: stdin from /dev/null, stdout and
@@ -76,7 +76,8 @@ struct Child {
 
   void start(const std::vector<std::string>& command) {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) fail_runtime("kiln dash", std::string("cannot create a pipe: ") + strerror(errno));
+    if (pipe2(fds, O_CLOEXEC) != 0)
+      fail_runtime("kiln dash", std::string("cannot create a pipe: ") + strerror(errno));
     std::vector<std::string> args = command;
     std::string program = args[0];
     if (program == "kiln") {  // run this very binary, wherever it lives
@@ -88,7 +89,8 @@ struct Child {
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid = fork();
-    if (pid < 0) fail_runtime("kiln dash", std::string("cannot start the command: ") + strerror(errno));
+    if (pid < 0)
+      fail_runtime("kiln dash", std::string("cannot start the command: ") + strerror(errno));
     if (pid == 0) {
       const int null_fd = open("/dev/null", O_RDONLY);
       if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
@@ -152,15 +154,21 @@ bool handle_keys(Dashboard& dash, Terminal& term, bool* changed) {
   if (n <= 0) return n < 0 && (errno == EAGAIN || errno == EINTR);
   for (ssize_t i = 0; i < n; ++i) {
     switch (keys[i]) {
-      case 'q': case 'Q': case 0x03: case 0x04:  // q, Ctrl-C, Ctrl-D
+      case 'q':
+      case 'Q':
+      case 0x03:
+      case 0x04:  // q, Ctrl-C, Ctrl-D
         return false;
-      case 'l': case 'L':
+      case 'l':
+      case 'L':
         dash.toggle_log_x(), *changed = true;
         break;
-      case '\t': case 'n':
+      case '\t':
+      case 'n':
         dash.next_run(), *changed = true;
         break;
-      case 'r': case 0x0C:  // Ctrl-L repaints
+      case 'r':
+      case 0x0C:  // Ctrl-L repaints
         term.invalidate(), *changed = true;
         break;
       default:
@@ -181,7 +189,8 @@ std::string child_run_dir(std::vector<std::string>& command) {
                         (command[0] == "kiln" || fs::path(command[0]).filename() == "kiln");
   if (!is_train)
     fail_input("kiln dash --", "cannot tell which run directory the command writes",
-               "a `kiln train` command, --out DIR in the command, or RUN_DIR before --", command[0]);
+               "a `kiln train` command, --out DIR in the command, or RUN_DIR before --",
+               command[0]);
   char stamp[64];
   const std::time_t now = std::time(nullptr);
   std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
@@ -194,18 +203,22 @@ std::string child_run_dir(std::vector<std::string>& command) {
 int run_dash(DashSessionOptions o) {
   if (!o.command.empty()) {
     const std::string dir = child_run_dir(o.command);
-    if (std::find(o.run_dirs.begin(), o.run_dirs.end(), dir) == o.run_dirs.end()) o.run_dirs.push_back(dir);
+    if (std::find(o.run_dirs.begin(), o.run_dirs.end(), dir) == o.run_dirs.end())
+      o.run_dirs.push_back(dir);
   }
-  if (o.run_dirs.empty()) fail_input("kiln dash", "no run to watch", "RUN_DIR... or -- kiln train ...", "nothing");
+  if (o.run_dirs.empty())
+    fail_input("kiln dash", "no run to watch", "RUN_DIR... or -- kiln train ...", "nothing");
   o.dash.unicode = o.force_unicode || (!o.force_ascii && locale_is_utf8());
   Dashboard dash(o.run_dirs, o.dash);
 
   if (o.once) {
-    if (!o.command.empty()) fail_input("--once", "cannot start a command", "RUN_DIR... only", "-- " + o.command[0]);
+    if (!o.command.empty())
+      fail_input("--once", "cannot start a command", "RUN_DIR... only", "-- " + o.command[0]);
     dash.poll();
     for (size_t i = 0; i < dash.run_count(); ++i)
       if (dash.run(i).empty() && !fs::exists(dash.run(i).source))
-        fail_input(dash.run(i).source, "no metrics log here", "a run directory written by kiln train", "nothing");
+        fail_input(dash.run(i).source, "no metrics log here",
+                   "a run directory written by kiln train", "nothing");
     SystemSampler machine(getpid());
     dash.set_live_system(machine.sample(), false);
     CellBuffer frame(o.once_width, o.once_height);
@@ -266,7 +279,8 @@ int run_dash(DashSessionOptions o) {
     pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {child.out_fd, POLLIN, 0}};
     const int nfds = child.out_fd >= 0 ? 2 : 1;
     const double next_draw = last_draw + std::max(1.0, std::min(5.0, 50 * draw_cost));
-    const double wait_s = std::max(0.0, std::min({next_metrics, next_system, next_draw}) - mono_now());
+    const double wait_s =
+        std::max(0.0, std::min({next_metrics, next_system, next_draw}) - mono_now());
     const int r = poll(fds, nfds_t(nfds), int(wait_s * 1000) + 1);
     if (g_quit) break;
     if (r <= 0) continue;
@@ -288,7 +302,8 @@ int run_dash(DashSessionOptions o) {
   if (child.running) {
     // Quitting stops the training the way Ctrl-C would: it checkpoints and
     // prints its efficiency report, which we pass through until it exits.
-    std::fprintf(stderr, "kiln dash: asking the training (pid %d) to stop; it saves a checkpoint first\n",
+    std::fprintf(stderr,
+                 "kiln dash: asking the training (pid %d) to stop; it saves a checkpoint first\n",
                  int(child.pid));
     kill(child.pid, SIGINT);
     if (child.out_fd >= 0) {
