@@ -19,6 +19,9 @@ build: configure
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
 
+demo: build
+	@bash scripts/demo.sh
+
 bench: build
 	$(BUILD)/kiln bench --peak
 	$(BUILD)/kiln bench --model stories110M --batch 4 --seq 256 --steps 5

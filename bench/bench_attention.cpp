@@ -15,7 +15,8 @@ namespace {
 struct AttentionBuffers {
   int B, T, H, Hkv, D;
   std::vector<float> qkv, out, lse, dout, dqkv;
-  AttentionBuffers(int B_, int T_, int H_, int Hkv_, int D_) : B(B_), T(T_), H(H_), Hkv(Hkv_), D(D_) {
+  AttentionBuffers(int B_, int T_, int H_, int Hkv_, int D_)
+      : B(B_), T(T_), H(H_), Hkv(Hkv_), D(D_) {
     const size_t n_qkv = size_t(B) * T * (H + 2 * Hkv) * D, n_out = size_t(B) * T * H * D;
     kiln::Rng rng(1, 2);
     qkv.resize(n_qkv);
@@ -30,7 +31,8 @@ struct AttentionBuffers {
 };
 
 void BM_AttentionForward(benchmark::State& state) {
-  AttentionBuffers b(state.range(0), state.range(1), state.range(2), state.range(3), state.range(4));
+  AttentionBuffers b(state.range(0), state.range(1), state.range(2), state.range(3),
+                     state.range(4));
   kiln::CpuBackend backend;
   for (auto _ : state) {
     backend.attention_forward(b.out.data(), b.lse.data(), b.qkv.data(), b.B, b.T, b.H, b.Hkv, b.D);
@@ -42,7 +44,8 @@ void BM_AttentionForward(benchmark::State& state) {
 }
 
 void BM_AttentionBackward(benchmark::State& state) {
-  AttentionBuffers b(state.range(0), state.range(1), state.range(2), state.range(3), state.range(4));
+  AttentionBuffers b(state.range(0), state.range(1), state.range(2), state.range(3),
+                     state.range(4));
   kiln::CpuBackend backend;
   backend.attention_forward(b.out.data(), b.lse.data(), b.qkv.data(), b.B, b.T, b.H, b.Hkv, b.D);
   for (auto _ : state) {
@@ -56,9 +59,17 @@ void BM_AttentionBackward(benchmark::State& state) {
 }
 
 // {B, T, H, Hkv, D}
-BENCHMARK(BM_AttentionForward)->Args({1, 256, 1, 1, 64})->Args({4, 256, 12, 12, 64})->Args({1, 4096, 12, 12, 64})
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_AttentionBackward)->Args({1, 256, 1, 1, 64})->Args({4, 256, 12, 12, 64})->Args({1, 4096, 12, 12, 64})
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_AttentionForward)
+    ->Args({1, 256, 1, 1, 64})
+    ->Args({4, 256, 12, 12, 64})
+    ->Args({1, 4096, 12, 12, 64})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_AttentionBackward)
+    ->Args({1, 256, 1, 1, 64})
+    ->Args({4, 256, 12, 12, 64})
+    ->Args({1, 4096, 12, 12, 64})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace

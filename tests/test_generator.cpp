@@ -228,6 +228,7 @@ TEST(Generator, LogitsDoNotDependOnTheThreadCount) {
   c.max_seq_len = 40;
   const std::vector<float> params = test_params(c, 31);
   const std::vector<int> tokens = random_tokens(c.vocab_size, 40, 8);
+  set_generator_parallel_macs(int64_t(1) << 15);
   Generator g(c, params.data(), c.max_seq_len);
   const int threads = omp_get_max_threads();
   omp_set_num_threads(1);
@@ -235,6 +236,7 @@ TEST(Generator, LogitsDoNotDependOnTheThreadCount) {
   omp_set_num_threads(std::max(threads, 2));
   const auto many_threads = incremental_logits(g, tokens);
   omp_set_num_threads(threads);
+  set_generator_parallel_macs(int64_t(1) << 20);
   EXPECT_EQ(one_thread, many_threads);
 }
 

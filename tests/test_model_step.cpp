@@ -2,6 +2,7 @@
 // against the fp64 oracle, and AdamW training behaviour.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "backend/cpu/cpu_backend.h"
@@ -155,4 +156,55 @@ TEST(ModelStep, MemorisesOneBatch) {
   }
   EXPECT_NEAR(first, std::log(512.0), 0.5);
   EXPECT_LT(last, 1.0f) << "loss after 49 updates, starting from " << first;
+}
+
+// --compact-vocab with every token "used" is exactly the full classifier.
+TEST(ModelStep, CompactVocabOverAllTokensIsIdentical) {
+  for (bool tied : {false, true}) {
+    ModelConfig config = ref::tiny_config(4, 2, tied);
+    const std::vector<float> params = ref::init_float_params(config, 4);
+    ref::TokenBatch batch = ref::random_batch(config, 2, 7, 8, 0.1);
+    CpuBackend backend;
+    ModelStep full(backend, config, 2, 7), compact(backend, config, 2, 7);
+    std::vector<int32_t> all(config.vocab_size);
+    for (int i = 0; i < config.vocab_size; ++i) all[i] = i;
+    compact.set_compact_vocab(all);
+    const int64_t P = full.layout().total();
+    std::vector<float> g1(P, 0.0f), g2(P, 0.0f);
+    const float l1 = full.forward_backward({params.data(), params.data()}, g1.data(), batch.tokens.data(), batch.targets.data());
+    const float l2 = compact.forward_backward({params.data(), params.data()}, g2.data(), batch.tokens.data(), batch.targets.data());
+    EXPECT_EQ(l1, l2);
+    EXPECT_EQ(g1, g2);
+  }
+}
+
+// With a subset, the softmax runs over the subset only: classifier rows of
+// unused tokens get no gradient (untied), and the loss is the subset's
+// cross-entropy, which is below the full one.
+TEST(ModelStep, CompactVocabSubsetRestrictsTheSoftmax) {
+  ModelConfig config = ref::tiny_config(4, 2, false);
+  const std::vector<float> params = ref::init_float_params(config, 4);
+  ref::TokenBatch batch = ref::random_batch(config, 2, 7, 8, 0.0);
+  std::vector<int32_t> used;
+  for (int32_t t : batch.targets) used.push_back(t);
+  std::sort(used.begin(), used.end());
+  used.erase(std::unique(used.begin(), used.end()), used.end());
+  ASSERT_LT(int(used.size()), config.vocab_size);
+  CpuBackend backend;
+  ModelStep full(backend, config, 2, 7), compact(backend, config, 2, 7);
+  compact.set_compact_vocab(used);
+  const int64_t P = full.layout().total();
+  std::vector<float> g1(P, 0.0f), g2(P, 0.0f);
+  const float l1 = full.forward_backward({params.data(), params.data()}, g1.data(), batch.tokens.data(), batch.targets.data());
+  const float l2 = compact.forward_backward({params.data(), params.data()}, g2.data(), batch.tokens.data(), batch.targets.data());
+  EXPECT_LT(l2, l1);
+  const ParamInfo* head = full.layout().find("lm_head.weight");
+  ASSERT_NE(head, nullptr);
+  for (int v = 0; v < config.vocab_size; ++v) {
+    const bool is_used = std::binary_search(used.begin(), used.end(), v);
+    double norm = 0;
+    for (int c = 0; c < config.dim; ++c) norm += std::fabs(g2[head->offset + int64_t(v) * config.dim + c]);
+    if (is_used) EXPECT_GT(norm, 0.0) << "token " << v;
+    else EXPECT_EQ(norm, 0.0) << "token " << v;
+  }
 }

@@ -43,7 +43,9 @@ struct Shape {
 // two length-T sums (the softmax denominator and P V, sqrt T each), and a few
 // single roundings (exp, log, the division by l). The backward chains a second
 // pass of the same kind (dP = dO V^T, then dQ, dK, dV sums over T), so twice that.
-double forward_depth(const Shape& s) { return std::sqrt(double(s.D)) + 2.0 * std::sqrt(double(s.T)) + 4.0; }
+double forward_depth(const Shape& s) {
+  return std::sqrt(double(s.D)) + 2.0 * std::sqrt(double(s.T)) + 4.0;
+}
 double backward_depth(const Shape& s) { return 2.0 * forward_depth(s); }
 
 // The ISA cap from the environment (KILN_ISA), so the ctest runs with a capped
@@ -61,7 +63,8 @@ std::string unavailable(Isa isa) {
   if (isa == Isa::avx512 && !f.avx512) return "this CPU has no AVX-512 (F/BW/DQ/VL)";
   if (isa == Isa::avx2 && !f.avx2) return "this CPU has no AVX2 + FMA";
   if (int(isa) > int(env_cap()))
-    return std::string("KILN_ISA=") + std::getenv("KILN_ISA") + " caps the kernels below " + isa_name(isa);
+    return std::string("KILN_ISA=") + std::getenv("KILN_ISA") + " caps the kernels below " +
+           isa_name(isa);
   return "";
 }
 
@@ -116,7 +119,8 @@ KilnResult run_kiln(CpuBackend& backend, const Shape& s, const std::vector<float
 template <class T>
 void split_parts(const std::vector<T>& dqkv, const Shape& s, std::vector<T>* q, std::vector<T>* k,
                  std::vector<T>* v) {
-  const int64_t ld = int64_t(s.H + 2 * s.Hkv) * s.D, nq = int64_t(s.H) * s.D, nk = int64_t(s.Hkv) * s.D;
+  const int64_t ld = int64_t(s.H + 2 * s.Hkv) * s.D, nq = int64_t(s.H) * s.D,
+                nk = int64_t(s.Hkv) * s.D;
   for (int64_t row = 0; row < int64_t(s.B) * s.T; ++row) {
     const T* r = dqkv.data() + row * ld;
     q->insert(q->end(), r, r + nq);
@@ -180,13 +184,14 @@ TEST_P(AttentionShapes, MatchesFp64Oracle) {
 
 std::string shape_name(const ::testing::TestParamInfo<ShapeParam>& info) {
   const auto [isa, T, D, ratio, B] = info.param;
-  return std::string(isa_name(isa)) + "_T" + std::to_string(T) + "_D" + std::to_string(D) +
-         "_gqa" + std::to_string(ratio) + "_B" + std::to_string(B);
+  return std::string(isa_name(isa)) + "_T" + std::to_string(T) + "_D" + std::to_string(D) + "_gqa" +
+         std::to_string(ratio) + "_B" + std::to_string(B);
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, AttentionShapes,
                          ::testing::Combine(::testing::Values(Isa::scalar, Isa::avx2, Isa::avx512),
-                                            ::testing::Values(1, 7, 257), ::testing::Values(8, 18, 64),
+                                            ::testing::Values(1, 7, 257),
+                                            ::testing::Values(8, 18, 64),
                                             ::testing::Values(1, 2, 4), ::testing::Values(1, 2)),
                          shape_name);
 
@@ -230,9 +235,10 @@ TEST_P(AttentionIsa, LongSequenceT1024) {
   expect_matches_oracle(got, want, s);
 }
 
-INSTANTIATE_TEST_SUITE_P(Ops, AttentionIsa,
-                         ::testing::Values(Isa::scalar, Isa::avx2, Isa::avx512),
-                         [](const ::testing::TestParamInfo<Isa>& info) { return isa_name(info.param); });
+INSTANTIATE_TEST_SUITE_P(Ops, AttentionIsa, ::testing::Values(Isa::scalar, Isa::avx2, Isa::avx512),
+                         [](const ::testing::TestParamInfo<Isa>& info) {
+                           return isa_name(info.param);
+                         });
 
 // --- bad shapes ---------------------------------------------------------------------
 TEST(Attention, RejectsHeadsNotAMultipleOfKvHeads) {

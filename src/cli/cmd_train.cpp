@@ -36,8 +36,14 @@ RegisterCommand train_command(
        sub.add_option("--eval-every", o->eval_every, "Validation loss every N steps (0 = off)");
        sub.add_option("--eval-batches", o->eval_batches, "Batches per validation");
        sub.add_option("--sample-every", o->sample_every, "Generate a sample every N steps (0 = off)");
+       sub.add_option("--sample-tokens", o->sample_tokens, "Tokens per sample");
+       sub.add_option("--sample-prompt", o->sample_prompt, "Prompt for samples (default: none, from BOS)");
        sub.add_flag("--resume", o->resume, "Continue from the newest complete checkpoint in --out");
        sub.add_flag("--compact-vocab", o->compact_vocab, "Classifier over the tokens the data uses");
+       sub.add_option("--max-skips", o->max_skips, "Consecutive non-finite steps before --on-nonfinite acts");
+       sub.add_option("--on-nonfinite", o->on_nonfinite, "rollback | stop");
+       sub.add_option("--rollback-lr-scale", o->rollback_lr_scale, "LR factor after each rollback");
+       sub.add_option("--on-ckpt-error", o->on_ckpt_error, "continue | stop (when a checkpoint cannot be written)");
        sub.add_flag("--quiet", o->quiet, "No per-step progress lines");
        return [o]() { return run_training(*o); };
      }});

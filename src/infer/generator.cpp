@@ -18,8 +18,16 @@ namespace {
 // the point is to stream W at full bandwidth: rows are split over threads, each
 // row is one SIMD reduction. One thread owns each y[r], so the result does not
 // depend on the thread count. Products under kParallelMacs multiply-adds (a few
-// microseconds) run on the calling thread: waking the team would cost more.
-constexpr int64_t kParallelMacs = int64_t(1) << 15;
+// hundred microseconds on one core) run on the calling thread: each parallel
+// region is a barrier, and on a loaded machine a barrier waits for a descheduled
+// thread (milliseconds), which made small models decode at a few tokens/s.
+int64_t kParallelMacs = int64_t(1) << 20;
+
+}  // namespace
+
+void set_generator_parallel_macs(int64_t macs) { kParallelMacs = macs; }
+
+namespace {
 
 void matvec(float* y, const float* W, const float* x, int64_t rows, int64_t cols,
             bool accumulate) {

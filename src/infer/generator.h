@@ -78,6 +78,10 @@ class Generator {
   std::vector<float> logits_;               // [V]
 };
 
+// Products of at least this many multiply-adds use all threads (default 2^20);
+// tests lower it to exercise the parallel paths on tiny models.
+void set_generator_parallel_macs(int64_t macs);
+
 // What generate() did and how fast.
 struct GenerationStats {
   int prompt_tokens = 0;     // fed before the first sample

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/file_util.h"
 #include "io/model_safetensors.h"
 #include "io/safetensors.h"

@@ -93,33 +93,6 @@ class InputFile {
   uint64_t cursor_ = 0;
 };
 
-// Writes `path` atomically: bytes go to a hidden temp file in the same directory
-// (".<name>.tmp-<pid>"); commit() fsyncs it, renames it over `path` and fsyncs
-// the directory. Destroying an uncommitted AtomicFile removes the temp file, so
-// an exception mid-write leaves the old `path` (or nothing) in place.
-// The digest of the bytes is computed while writing.
-class AtomicFile {
- public:
-  explicit AtomicFile(const std::string& path);
-  ~AtomicFile();
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-
-  void write(const void* data, size_t n);
-  void write(std::string_view bytes) { write(bytes.data(), bytes.size()); }
-  uint64_t bytes_written() const { return written_; }
-  FileDigest commit();
-
- private:
-  void abandon() noexcept;
-  std::string path_, temp_path_;
-  int fd_ = -1;
-  uint64_t written_ = 0;
-  struct HashState;
-  std::unique_ptr<HashState> hash_;
-};
-
-// One-shot atomic write of a small file (JSON, text).
-FileDigest write_file_atomic(const std::string& path, std::string_view contents);
+// Atomic writes (temp file, fsync, rename, fsync the directory): io/atomic_file.h.
 
 }  // namespace kiln

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/file_util.h"
 #include "io/model_safetensors.h"
 

@@ -1,3 +1,4 @@
+#include "io/atomic_file.h"
 #include "io/model_safetensors.h"
 
 #include <cmath>

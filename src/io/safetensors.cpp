@@ -1,3 +1,4 @@
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 
 #include <algorithm>

@@ -8,6 +8,7 @@
 #include <limits>
 #include <set>
 
+#include "io/atomic_file.h"
 #include "io/file_util.h"
 #include "report/chart_render.h"
 #include "report/png.h"

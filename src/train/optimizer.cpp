@@ -1,5 +1,7 @@
 #include "train/optimizer.h"
 
+#include <cmath>
+
 namespace kiln {
 
 std::vector<DecaySegment> decay_segments(const ParamLayout& layout) {
@@ -31,10 +33,11 @@ AdamW::~AdamW() {
   backend_.release(norm_);
 }
 
-void AdamW::step(float* params, void* params_compute, DType compute_dtype, const float* grads,
+bool AdamW::step(float* params, void* params_compute, DType compute_dtype, const float* grads,
                  float lr) {
-  ++step_;
   backend_.global_norm(norm_, grads, n_);
+  if (!std::isfinite(last_grad_norm())) return false;
+  ++step_;
   AdamWHyper hyper;
   hyper.lr = lr;
   hyper.beta1 = config_.beta1;
@@ -49,6 +52,7 @@ void AdamW::step(float* params, void* params_compute, DType compute_dtype, const
     backend_.adamw(params + s.offset, compute, compute_dtype, grads + s.offset, m_ + s.offset,
                    v_ + s.offset, s.count, hyper, norm_);
   }
+  return true;
 }
 
 float AdamW::last_grad_norm() const {

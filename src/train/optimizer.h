@@ -32,9 +32,12 @@ class AdamW {
   AdamW(const AdamW&) = delete;
   AdamW& operator=(const AdamW&) = delete;
 
-  // The global grad norm goes to backend memory first (no host wait), then every
-  // segment is updated; params_compute (nullable) receives the new compute copy.
-  void step(float* params, void* params_compute, DType compute_dtype, const float* grads,
+  // The global grad norm goes to backend memory first, then every segment is
+  // updated; params_compute (nullable) receives the new compute copy.
+  // Non-finite guard: when the grad norm is NaN/Inf nothing is updated, the step
+  // is not counted (bias correction continues as if it never happened) and
+  // false is returned. Reading the norm is the one host wait of a step.
+  bool step(float* params, void* params_compute, DType compute_dtype, const float* grads,
             float lr);
   // The norm of the last step's gradients, before clipping (reads backend memory).
   float last_grad_norm() const;

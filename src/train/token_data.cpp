@@ -1,36 +1,54 @@
 #include "train/token_data.h"
 
 #include <algorithm>
-#include <fstream>
 #include <memory>
 
 #include "core/error.h"
+#include "io/token_shards.h"
 
 namespace kiln {
 
-// Flat little-endian uint16 files (llama2.c data*.bin).
+// Each path is a Kiln shard directory (or its manifest), a directory of .bin
+// shards, or one shard file (flat uint16/uint32 or llm.c header); the readers
+// validate headers, sizes and ids < vocab_size. Several paths are concatenated.
+// --data takes the "train" split of a dataset, --val-data its "val" split; a
+// plain file has no split and is used whole.
 TokenStream open_token_data(const std::vector<std::string>& paths, int vocab_size, const std::string& flag) {
-  auto tokens = std::make_shared<std::vector<uint16_t>>();
+  const std::string split = flag == "--val-data" ? "val" : "train";
+  auto datasets = std::make_shared<std::vector<TokenDataset>>();
+  auto starts = std::make_shared<std::vector<int64_t>>();
+  int64_t total = 0;
   for (const auto& path : paths) {
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in) fail_input(path, "cannot open token data (" + flag + ")");
-    const int64_t bytes = in.tellg();
-    if (bytes % 2) fail_input(path, "token file has an odd byte count", "uint16 tokens", std::to_string(bytes) + " bytes");
-    in.seekg(0);
-    const size_t old = tokens->size();
-    tokens->resize(old + bytes / 2);
-    in.read(reinterpret_cast<char*>(tokens->data() + old), bytes);
+    DatasetOptions options;
+    options.split = split;
+    options.vocab_size = vocab_size;
+    TokenDataset dataset = TokenDataset::open(path, options);
+    if (dataset.size() == 0) {
+      options.split = "all";  // a single file or an unsplit directory
+      dataset = TokenDataset::open(path, options);
+    }
+    if (dataset.size() == 0) fail_input(path, "holds no tokens (" + flag + ")", "> 0 tokens", "0");
+    starts->push_back(total);
+    total += dataset.size();
+    datasets->push_back(std::move(dataset));
   }
-  for (size_t i = 0; i < tokens->size(); ++i)
-    if ((*tokens)[i] >= vocab_size)
-      fail_input(paths[0], "token id out of range at token " + std::to_string(i), "< " + std::to_string(vocab_size),
-                 std::to_string((*tokens)[i]));
-  TokenStream s;
-  s.size = int64_t(tokens->size());
-  s.read = [tokens](int64_t offset, int64_t count, int32_t* out) {
-    for (int64_t i = 0; i < count; ++i) out[i] = (*tokens)[offset + i];
+  TokenStream stream;
+  stream.size = total;
+  stream.read = [datasets, starts](int64_t offset, int64_t count, int32_t* out) {
+    // Find the dataset holding `offset`, then read across boundaries.
+    size_t i = size_t(std::upper_bound(starts->begin(), starts->end(), offset) - starts->begin()) - 1;
+    while (count > 0) {
+      const TokenDataset& d = (*datasets)[i];
+      const int64_t local = offset - (*starts)[i];
+      const int64_t take = std::min(count, d.size() - local);
+      d.read(local, take, out);
+      out += take;
+      offset += take;
+      count -= take;
+      ++i;
+    }
   };
-  return s;
+  return stream;
 }
 
 std::vector<int32_t> used_token_ids(const TokenStream& stream, int vocab_size) {

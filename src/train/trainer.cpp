@@ -3,7 +3,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -21,6 +23,9 @@
 #include "train/optimizer.h"
 #include "train/peak_cache.h"
 #include "train/token_data.h"
+#include "infer/sample_text.h"
+#include "tokenizer/tokenizer.h"
+#include "report/system_stats.h"
 
 namespace fs = std::filesystem;
 
@@ -68,7 +73,33 @@ void validate_options(const TrainOptions& o) {
     if (o.device == "cuda") fail_input("--device", "this kiln was built without CUDA", "cpu", o.device);
     fail_input("--device", "unknown device", "cpu or cuda", o.device);
   }
+  if (o.max_skips <= 0) fail_input("--max-skips", "must be positive", "> 0", std::to_string(o.max_skips));
+  if (o.on_nonfinite != "rollback" && o.on_nonfinite != "stop")
+    fail_input("--on-nonfinite", "unknown policy", "rollback or stop", o.on_nonfinite);
+  if (o.on_ckpt_error != "continue" && o.on_ckpt_error != "stop")
+    fail_input("--on-ckpt-error", "unknown policy", "continue or stop", o.on_ckpt_error);
+  if (!std::isfinite(o.rollback_lr_scale) || o.rollback_lr_scale <= 0 || o.rollback_lr_scale > 1)
+    fail_input("--rollback-lr-scale", "must be in (0, 1]", "0 < scale <= 1", std::to_string(o.rollback_lr_scale));
   if (o.data.empty()) fail_input("--data", "no training data given", "one or more shard files or directories", "none");
+}
+
+// KILN_FAULT_NONFINITE="3,4,5": poison the gradients of those steps (1-based),
+// to test the non-finite guard.
+std::vector<int64_t> fault_steps() {
+  std::vector<int64_t> steps;
+  const char* env = std::getenv("KILN_FAULT_NONFINITE");
+  if (!env) return steps;
+  std::string text = env;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    try {
+      steps.push_back(std::stoll(text.substr(pos, comma - pos)));
+    } catch (const std::exception&) {
+    }
+    pos = comma + 1;
+  }
+  return steps;
 }
 
 std::string default_out_dir() {
@@ -114,6 +145,35 @@ struct Run {
   PeakRecord peak;
   double train_seconds = 0;
   int64_t steps_this_run = 0;
+  std::unique_ptr<Tokenizer> tokenizer;  // for samples (nullable)
+  double lr_scale = 1.0;                 // product of --rollback-lr-scale over rollbacks
+
+  // Back to the newest complete checkpoint in --out, with the LR scaled down.
+  bool rollback() {
+    auto ckpt = latest_valid_checkpoint(o.out, [](const std::string& w) {
+      std::fprintf(stderr, "kiln: warning: %s\n", w.c_str());
+    });
+    if (!ckpt || ckpt->m.empty()) return false;
+    const double scale = lr_scale * o.rollback_lr_scale;  // compounds over rollbacks
+    restore(*ckpt);
+    lr_scale = scale;
+    std::fprintf(stderr, "kiln: rolled back to %s, LR scaled by %g\n", ckpt->dir.c_str(), lr_scale);
+    log.write("rollback", {{"step", step_done}, {"path", ckpt->dir}, {"lr_scale", lr_scale}});
+    return true;
+  }
+
+  void restore(const LoadedCheckpoint& ckpt) {
+    backend->upload(params, ckpt.params.data(), P * sizeof(float));
+    if (compute != params) backend->cast(compute, dt, params, P);
+    if (!ckpt.m.empty()) {
+      backend->upload(adamw->m(), ckpt.m.data(), P * sizeof(float));
+      backend->upload(adamw->v(), ckpt.v.data(), P * sizeof(float));
+    }
+    step_done = ckpt.state.value("step", int64_t(0));
+    tokens_seen = ckpt.state.value("tokens", int64_t(0));
+    adamw->set_steps_taken(ckpt.state.value("adam_steps", step_done));
+    lr_scale = ckpt.state.value("lr_scale", 1.0);
+  }
 
   ~Run() {
     if (backend) {
@@ -135,9 +195,11 @@ struct Run {
             {"seq", o.seq},
             {"accum", o.accum},
             {"data_cursor", step_done * o.accum},  // next micro-batch index
+            {"adam_steps", adamw->steps_taken()},   // fewer than step when steps were skipped
+            {"lr_scale", lr_scale},
             {"dtype", dtype_name(dt)},
             {"threads", backend->threads()},
-            {"tokenizer", o.tokenizer},
+            {"tokenizer", o.tokenizer.empty() ? std::string() : fs::absolute(o.tokenizer).string()},
             {"schedule",
              {{"lr", schedule.lr}, {"warmup", schedule.warmup}, {"total_steps", schedule.total_steps},
               {"min_lr_frac", schedule.min_lr_frac}}},
@@ -163,6 +225,25 @@ struct Run {
     rotate_checkpoints(o.out, o.keep);
     log.write("checkpoint", {{"step", step_done}, {"path", path}});
     return path;
+  }
+
+  // A short generation from the current weights, as a "sample" record. It runs
+  // between steps on the training threads (a small model decodes 64 tokens in
+  // well under a second) and changes no training state, so resume stays exact.
+  void sample() {
+    if (!tokenizer) return;
+    std::vector<float> host(P);
+    backend->download(host.data(), params, P * sizeof(float));
+    Generator generator(config, host.data(), std::min(config.max_seq_len, o.sample_tokens + 16));
+    SampleSettings settings;
+    settings.prompt = o.sample_prompt;
+    settings.steps = o.sample_tokens;
+    settings.temperature = 0.8f;
+    settings.seed = o.seed + uint64_t(step_done);
+    SampleResult r = sample_text(generator, *tokenizer, settings, nullptr);
+    log.write("sample", {{"step", step_done}, {"prompt", o.sample_prompt}, {"text", r.text},
+                         {"tok_s", r.stats.decode_tokens_per_s()}});
+    if (!o.quiet) std::printf("sample step %lld | %s\n", (long long)step_done, r.text.c_str());
   }
 
   float eval_loss() {
@@ -230,6 +311,15 @@ int run_training(TrainOptions o) {
   TokenStream val_tokens = o.val_data.empty() ? TokenStream{} : open_token_data(o.val_data, config.vocab_size, "--val-data");
   if (o.eval_every > 0 && o.val_data.empty())
     fail_input("--eval-every", "needs --val-data", "validation shards", "none");
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (!o.tokenizer.empty()) {
+    tokenizer = load_tokenizer(o.tokenizer);
+    if (tokenizer->vocab_size() > config.vocab_size)
+      fail_input(o.tokenizer, "tokenizer has more tokens than the model's vocabulary",
+                 "<= " + std::to_string(config.vocab_size), std::to_string(tokenizer->vocab_size()));
+  } else if (o.sample_every > 0) {
+    fail_input("--sample-every", "needs --tokenizer to turn samples into text", "--tokenizer PATH", "none");
+  }
   if (o.out.empty()) o.out = default_out_dir();
   std::optional<LoadedCheckpoint> resume_from;
   if (o.resume) {
@@ -261,6 +351,7 @@ int run_training(TrainOptions o) {
   Run run;
   run.o = o;
   run.config = config;
+  run.tokenizer = std::move(tokenizer);
   CpuBackendOptions bo;
   bo.compute_dtype = resolve_cpu_dtype(choice);
   bo.threads = o.threads;
@@ -299,16 +390,9 @@ int run_training(TrainOptions o) {
   run.params = static_cast<float*>(run.backend->alloc(run.P * sizeof(float)));
   run.grads = static_cast<float*>(run.backend->alloc(run.P * sizeof(float)));
   std::vector<float> host(run.P);
-  if (resume_from) {
+  const bool resumed = resume_from.has_value();
+  if (resumed) {
     host = resume_from->params;
-    if (!resume_from->m.empty()) {
-      run.backend->upload(run.adamw->m(), resume_from->m.data(), run.P * sizeof(float));
-      run.backend->upload(run.adamw->v(), resume_from->v.data(), run.P * sizeof(float));
-    }
-    run.step_done = resume_from->state.value("step", int64_t(0));
-    run.tokens_seen = resume_from->state.value("tokens", int64_t(0));
-    run.adamw->set_steps_taken(run.step_done);
-    std::printf("kiln: resuming from %s (step %lld)\n", resume_from->dir.c_str(), (long long)run.step_done);
   } else if (!source.params.empty()) {
     host = std::move(source.params);
   } else {
@@ -319,6 +403,10 @@ int run_training(TrainOptions o) {
   if (run.dt != DType::f32) {
     run.compute = run.backend->alloc(run.P * dtype_size(run.dt));
     run.backend->cast(run.compute, run.dt, run.params, run.P);
+  }
+  if (resumed) {
+    run.restore(*resume_from);
+    std::printf("kiln: resuming from %s (step %lld)\n", resume_from->dir.c_str(), (long long)run.step_done);
   }
   run.schedule.lr = o.lr;
   run.schedule.total_steps = o.steps;
@@ -348,7 +436,29 @@ int run_training(TrainOptions o) {
 
   const int64_t N = int64_t(o.batch) * o.seq;
   std::vector<int32_t> inputs(N), targets(N);
+  const std::vector<int64_t> faults = fault_steps();
   int64_t last_ckpt = run.step_done;
+  int consecutive_skips = 0, rollbacks = 0;
+  auto try_checkpoint = [&]() -> bool {
+    try {
+      const std::string path = run.checkpoint();
+      last_ckpt = run.step_done;
+      if (!o.quiet) std::printf("kiln: checkpoint %s\n", path.c_str());
+      return true;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "kiln: error: checkpoint at step %lld failed: %s (the previous checkpoint is intact)\n",
+                   (long long)run.step_done, e.what());
+      run.log.write("checkpoint_error", {{"step", run.step_done}, {"error", e.what()}});
+      return false;
+    }
+  };
+  int exit_code = 0;
+  Timer system_timer;
+  if (o.eval_every > 0 && run.step_done == 0) {  // the baseline the curve falls from
+    const float val = run.eval_loss();
+    run.log.write("eval", {{"step", 0}, {"val_loss", val}});
+    std::printf("eval   step 0 | val loss %.4f\n", val);
+  }
   while (run.step_done < o.steps && !stop_requested()) {
     Timer step_timer;
     run.backend->zero(run.grads, run.P * sizeof(float));
@@ -359,8 +469,13 @@ int run_training(TrainOptions o) {
                                          1.0f / float(o.accum));
     }
     loss /= o.accum;
-    const double lr = run.schedule.at(run.step_done);
-    run.adamw->step(run.params, run.dt != DType::f32 ? run.compute : nullptr, run.dt, run.grads, float(lr));
+    if (std::find(faults.begin(), faults.end(), run.step_done + 1) != faults.end()) {
+      const float nan = std::nanf("");
+      run.backend->upload(run.grads, &nan, sizeof(float));  // fault injection (tests)
+    }
+    const double lr = run.schedule.at(run.step_done) * run.lr_scale;
+    const bool updated = std::isfinite(loss) &&
+        run.adamw->step(run.params, run.dt != DType::f32 ? run.compute : nullptr, run.dt, run.grads, float(lr));
     const float grad_norm = run.adamw->last_grad_norm();
     run.backend->synchronize();
     const double ms = step_timer.ms();
@@ -368,6 +483,38 @@ int run_training(TrainOptions o) {
     ++run.steps_this_run;
     ++run.step_done;
     run.tokens_seen += run.tokens_per_step();
+    if (!updated) {
+      // Non-finite guard: nothing was updated; the batch is consumed.
+      ++consecutive_skips;
+      run.log.write("skip", {{"step", run.step_done}, {"loss", std::isfinite(loss) ? nlohmann::json(loss) : nlohmann::json("nan")},
+                             {"grad_norm", std::isfinite(grad_norm) ? nlohmann::json(grad_norm) : nlohmann::json("nan")},
+                             {"consecutive", consecutive_skips}});
+      std::fprintf(stderr, "kiln: warning: step %lld skipped: non-finite %s (%d in a row)\n", (long long)run.step_done,
+                   std::isfinite(loss) ? "gradient norm" : "loss", consecutive_skips);
+      if (consecutive_skips >= o.max_skips) {
+        if (o.on_nonfinite == "stop" || rollbacks >= 3) {
+          std::fprintf(stderr, "kiln: error: %d consecutive non-finite steps at step %lld; stopping "
+                       "(---> HINT: lower --lr, raise --warmup, or use --clip)\n", consecutive_skips, (long long)run.step_done);
+          exit_code = 1;
+          break;
+        }
+        if (!run.rollback()) {
+          std::fprintf(stderr, "kiln: error: %d consecutive non-finite steps and no checkpoint to roll back to; stopping "
+                       "(---> HINT: lower --lr or use --ckpt-every)\n", consecutive_skips);
+          exit_code = 1;
+          break;
+        }
+        ++rollbacks;
+        consecutive_skips = 0;
+        last_ckpt = run.step_done;
+      }
+      continue;
+    }
+    consecutive_skips = 0;
+    if (system_timer.seconds() >= 5.0 || run.step_done == 1) {  // CPU %, RSS, power for the dashboard
+      run.log.write("system", system_record(getpid()));
+      system_timer.reset();
+    }
     const double tok_s = run.tokens_per_step() / (ms / 1e3);
     const double tflops = config.train_flops_per_token(o.seq) * tok_s / 1e12;
     run.log.write("step", {{"step", run.step_done}, {"tokens", run.tokens_seen}, {"loss", loss},
@@ -386,17 +533,20 @@ int run_training(TrainOptions o) {
       std::printf("eval   step %lld | val loss %.4f\n", (long long)run.step_done, val);
       std::fflush(stdout);
     }
+    if (o.sample_every > 0 && (run.step_done % o.sample_every == 0 || run.step_done == o.steps)) run.sample();
     if (o.ckpt_every > 0 && run.step_done % o.ckpt_every == 0 && run.step_done < o.steps) {
-      run.checkpoint();
-      last_ckpt = run.step_done;
+      if (!try_checkpoint() && o.on_ckpt_error == "stop") {
+        exit_code = 1;
+        break;
+      }
     }
   }
-  if (run.step_done != last_ckpt || list_checkpoints(o.out).empty()) {
-    const std::string path = run.checkpoint();
-    std::printf("kiln: checkpoint %s\n", path.c_str());
+  if (exit_code == 0 && (run.step_done != last_ckpt || list_checkpoints(o.out).empty())) {
+    if (!try_checkpoint()) exit_code = 1;  // the run's final state could not be saved
   }
   if (stop_requested()) std::printf("kiln: stopped by signal after step %lld\n", (long long)run.step_done);
   print_report(run, wall.seconds(), compile_s);
+  if (exit_code != 0) return exit_code;
   return stop_requested() ? 130 : 0;
 }
 

@@ -28,9 +28,17 @@ struct TrainOptions {
   int eval_batches = 10;
   int64_t sample_every = 0;
   int sample_tokens = 64;
+  std::string sample_prompt;  // empty: start from BOS alone
   bool resume = false;
   bool compact_vocab = false;
   bool quiet = false;  // no per-step progress lines
+  // Non-finite guard: a step whose loss or grad norm is NaN/Inf is skipped; after
+  // max_skips consecutive skips the run rolls back to its last checkpoint with the
+  // LR scaled by rollback_lr_scale ("rollback"), or stops ("stop").
+  int max_skips = 5;
+  std::string on_nonfinite = "rollback";
+  double rollback_lr_scale = 0.5;
+  std::string on_ckpt_error = "stop";  // continue | stop
 };
 
 // Validates every option and input file, then trains. Throws InputError for

@@ -4,7 +4,8 @@
 //   P_ij = exp(S_ij - lse_i),  out_i = sum_j P_ij v_j.
 // Backward, from the calculus of softmax and nothing shared with the fast kernels:
 //   dP_ij = dout_i . v_j,  dS_ij = P_ij (dP_ij - sum_k P_ik dP_ik),
-//   dq_i = sum_j dS_ij k_j / sqrt(D),  dk_j += sum_i dS_ij q_i / sqrt(D),  dv_j += sum_i P_ij dout_i.
+//   dq_i = sum_j dS_ij k_j / sqrt(D),  dk_j += sum_i dS_ij q_i / sqrt(D),  dv_j += sum_i P_ij
+//   dout_i.
 #include <cmath>
 #include <limits>
 

@@ -35,7 +35,8 @@ class ThreadScratch {
     if (floats > capacity_) {
       std::free(data_);
       capacity_ = 0;
-      data_ = static_cast<float*>(std::aligned_alloc(64, size_t(round_up(floats, 16)) * sizeof(float)));
+      data_ =
+          static_cast<float*>(std::aligned_alloc(64, size_t(round_up(floats, 16)) * sizeof(float)));
       if (data_) capacity_ = floats;
     }
     return data_;
@@ -92,11 +93,13 @@ void carve_backward(BackwardGroupArgs& a, Carver& c) {
 
 void check_shape(const char* op, int B, int T, int H, int Hkv, int D) {
   const std::string where = std::string("attention ") + op;
-  if (B < 0 || T < 0) fail_input(where, "negative batch or sequence length", ">= 0",
-                                 std::to_string(B) + " x " + std::to_string(T));
+  if (B < 0 || T < 0)
+    fail_input(where, "negative batch or sequence length", ">= 0",
+               std::to_string(B) + " x " + std::to_string(T));
   if (H <= 0 || Hkv <= 0 || D <= 0)
-    fail_input(where, "heads and head_dim must be positive", "> 0",
-               "H=" + std::to_string(H) + " Hkv=" + std::to_string(Hkv) + " D=" + std::to_string(D));
+    fail_input(
+        where, "heads and head_dim must be positive", "> 0",
+        "H=" + std::to_string(H) + " Hkv=" + std::to_string(Hkv) + " D=" + std::to_string(D));
   if (H % Hkv != 0)
     fail_input(where, "n_heads must be a multiple of n_kv_heads", "H % Hkv == 0",
                "H=" + std::to_string(H) + " Hkv=" + std::to_string(Hkv));
@@ -107,18 +110,24 @@ using BackwardFn = void (*)(const BackwardGroupArgs&);
 
 ForwardFn forward_kernel() {
   switch (active_isa()) {
-    case Isa::avx512: return forward_head_avx512;
-    case Isa::avx2: return forward_head_avx2;
-    case Isa::scalar: break;
+    case Isa::avx512:
+      return forward_head_avx512;
+    case Isa::avx2:
+      return forward_head_avx2;
+    case Isa::scalar:
+      break;
   }
   return forward_head_scalar;
 }
 
 BackwardFn backward_kernel() {
   switch (active_isa()) {
-    case Isa::avx512: return backward_group_avx512;
-    case Isa::avx2: return backward_group_avx2;
-    case Isa::scalar: break;
+    case Isa::avx512:
+      return backward_group_avx512;
+    case Isa::avx2:
+      return backward_group_avx2;
+    case Isa::scalar:
+      break;
   }
   return backward_group_scalar;
 }

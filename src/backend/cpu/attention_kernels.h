@@ -35,35 +35,35 @@ struct ForwardHeadArgs {
   int Dp;  // D rounded up to kPad
   int Tp;  // T rounded up to kBlockK
   // scratch
-  float* kt;     // [D, Tp]  K transposed, pre-packed for the S = Q K^T tiles
-  float* vp;     // [Tp, Dp] V, rows padded
-  float* qs;     // [kBlockQ, D]  query block times scale * log2(e)
-  float* s;      // [kBlockQ, kBlockK] scores, then probabilities
-  float* o;      // [kBlockQ, Dp] unnormalised output accumulator
-  float* m;      // [kBlockQ] running max (log2 units)
-  float* l;      // [kBlockQ] running sum of exp2(s - m)
+  float* kt;  // [Tp / kBlockK][D][kBlockK]  K^T by key block, for the S = Q K^T tiles
+  float* vp;  // [Tp, Dp] V, rows padded
+  float* qs;  // [kBlockQ, D]  query block times scale * log2(e)
+  float* s;   // [kBlockQ, kBlockK] scores, then probabilities
+  float* o;   // [kBlockQ, Dp] unnormalised output accumulator
+  float* m;   // [kBlockQ] running max (log2 units)
+  float* l;   // [kBlockQ] running sum of exp2(s - m)
 };
 
 // One key/value head of one sequence and the `group` query heads that share it.
 // The task owns dq of those query heads and dk, dv of the kv head, so tasks never
 // write the same rows and the result does not depend on the thread schedule.
 struct BackwardGroupArgs {
-  const float* q;     // [group][T, D] at stride ld_qkv; head i of the group at q + i*D
-  const float* k;     // [T, D] at stride ld_qkv
-  const float* v;     // [T, D] at stride ld_qkv
+  const float* q;  // [group][T, D] at stride ld_qkv; head i of the group at q + i*D
+  const float* k;  // [T, D] at stride ld_qkv
+  const float* v;  // [T, D] at stride ld_qkv
   int64_t ld_qkv;
   const float* out;   // [group][T, D] at stride ld_out (forward output)
   const float* dout;  // [group][T, D] at stride ld_out
   int64_t ld_out;
-  const float* lse;   // [group][T]; head i of the group at lse + i*T
-  float* dq;          // [group][T, D] at stride ld_qkv (=)
-  float* dk;          // [T, D] at stride ld_qkv (=)
-  float* dv;          // [T, D] at stride ld_qkv (=)
-  int group;          // H / Hkv
+  const float* lse;  // [group][T]; head i of the group at lse + i*T
+  float* dq;         // [group][T, D] at stride ld_qkv (=)
+  float* dk;         // [T, D] at stride ld_qkv (=)
+  float* dv;         // [T, D] at stride ld_qkv (=)
+  int group;         // H / Hkv
   int T, D, Dp, Tp;
   // scratch
-  float* kt;     // [D, Tp]  K transposed (for S = Q K^T)
-  float* vt;     // [D, Tp]  V transposed (for dP = dO V^T)
+  float* kt;     // [Tp / kBlockK][D][kBlockK]  K^T by key block (for S = Q K^T)
+  float* vt;     // [Tp / kBlockK][D][kBlockK]  V^T by key block (for dP = dO V^T)
   float* kp;     // [Tp, Dp] K rows padded (for dQ += dS K)
   float* qs;     // [Tp, Dp] Q * scale * log2(e) (for S and for dK += dS^T Q)
   float* dop;    // [Tp, Dp] dO rows padded

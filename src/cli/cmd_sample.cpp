@@ -1,0 +1,58 @@
+// kiln sample: generate text from a trained model with a KV cache, streaming it.
+#include <omp.h>
+
+#include <cstdio>
+
+#include "cli/command.h"
+#include "core/error.h"
+#include "infer/sample_text.h"
+#include "train/model_source.h"
+
+namespace kiln::cli {
+namespace {
+
+struct SampleArgs {
+  std::string model, tokenizer, device = "cpu";
+  SampleSettings settings;
+  int threads = 0;
+};
+
+int run_sample(SampleArgs a) {
+  if (a.device != "cpu") fail_input("--device", "this kiln samples on the CPU only", "cpu", a.device);
+  if (a.settings.steps < 0) fail_input("--steps", "must be >= 0", ">= 0", std::to_string(a.settings.steps));
+  if (a.threads > 0) omp_set_num_threads(a.threads);
+  ModelSource source = resolve_trained_model(a.model);
+  std::string tokenizer_path = a.tokenizer.empty() ? source.tokenizer : a.tokenizer;
+  if (tokenizer_path.empty())
+    fail_input(a.model, "no tokenizer recorded with this model", "--tokenizer PATH (.model or tokenizer.bin)", "none");
+  std::unique_ptr<Tokenizer> tokenizer = load_tokenizer(tokenizer_path);
+  const int max_len = source.config.max_seq_len;
+  Generator generator(source.config, source.params.data(), max_len);
+  SampleResult r = sample_text(generator, *tokenizer, a.settings, [](const std::string& piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  });
+  std::printf("\n");
+  std::fprintf(stderr, "kiln: %d tokens generated at %.1f tokens/s (prompt %d tokens at %.1f tokens/s)\n",
+               r.stats.generated_tokens, r.stats.decode_tokens_per_s(), r.stats.prompt_tokens,
+               r.stats.prefill_tokens_per_s());
+  return 0;
+}
+
+RegisterCommand sample_command({"sample", "Generate text from a trained model",
+                                [](CLI::App& sub) -> std::function<int()> {
+                                  auto a = std::make_shared<SampleArgs>();
+                                  sub.add_option("--model", a->model, "Checkpoint or run directory, or model.bin")->required();
+                                  sub.add_option("--tokenizer", a->tokenizer, "Tokenizer (default: the one recorded with the checkpoint)");
+                                  sub.add_option("--prompt", a->settings.prompt, "Text to continue");
+                                  sub.add_option("--steps", a->settings.steps, "Tokens to generate");
+                                  sub.add_option("--temperature", a->settings.temperature, "0 = greedy");
+                                  sub.add_option("--top-p", a->settings.top_p, "Nucleus sampling threshold (1 = off)");
+                                  sub.add_option("--seed", a->settings.seed, "Sampling seed");
+                                  sub.add_option("--threads", a->threads, "Threads (0 = all)");
+                                  sub.add_option("--device", a->device, "cpu");
+                                  return [a]() { return run_sample(*a); };
+                                }});
+
+}  // namespace
+}  // namespace kiln::cli
