@@ -25,7 +25,7 @@
 #                 memcheck  compute-sanitizer --tool memcheck on test_cuda_ops
 #               Run a subset with e.g. `bash scripts/gpu-check.sh run tests memcheck`.
 #               Logs go to $OUT (at most 8 files): gpu-check.log (everything),
-#               tests.log, memcheck.log, bench.jsonl, peer.jsonl, kernels.log, summary.txt.
+#               tests.log, memcheck.log, bench.txt, peer.jsonl, kernels.log, summary.txt.
 #   Then give_back. If a phase hits its cap, the summary says so; rerun just that phase.
 #
 # Where the device image does have every dependency, `run` builds there instead.
@@ -45,13 +45,13 @@ prepare() {
   local stage=build-gpu/carry/stage
   rm -rf build-gpu/carry && mkdir -p "$stage/bin" "$stage/lib"
   cp build-gpu/kiln build-gpu/tests/test_cuda_ops build-gpu/bench/kiln_kernel_bench "$stage/bin/"
-  # Every shared library the binaries load, except the C runtime and CUDA's own
-  # (the device's driver and toolkit provide those, matched to its GPU).
+  # Every shared library the binaries load, except the C and C++ runtimes (the device
+  # image's are newer) and CUDA's own (its driver and toolkit match its GPU).
   for bin in "$stage"/bin/*; do
     ldd "$bin" | awk '/=> \//{print $3}'
   done | sort -u | while read -r lib; do
     case "$(basename "$lib")" in
-      libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*|libgcc_s.so*) ;;
+      libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*|libgcc_s.so*|libstdc++.so*) ;;
       libcuda.so*|libcudart.so*|libcublas*.so*|libnvidia*) ;;
       *) cp -L "$lib" "$stage/lib/" ;;
     esac
@@ -155,13 +155,14 @@ phase_info() {
 }
 
 phase_tests() {
-  run_phase tests 150 bash -c "set -o pipefail; '$BIN/bin/test_cuda_ops' 2>&1 | tee '$OUT/tests.log' | tail -40"
-  grep -E "^\[  (PASSED|FAILED|SKIPPED) \]|tests? ran" "$OUT/tests.log" 2>/dev/null | tail -15 | tee -a "$SUMMARY" >/dev/null
+  run_phase tests 150 bash -c "set -o pipefail; KILN_REQUIRE_CUDA=1 '$BIN/bin/test_cuda_ops' 2>&1 | tee '$OUT/tests.log' | tail -40"
+  grep -E "^\[(==========|  PASSED  |  FAILED  )\]|SKIPPED \] [0-9]+ tests?," "$OUT/tests.log" 2>/dev/null \
+    | head -40 >>"$SUMMARY"
 }
 
 bench_one() {  # MODEL BATCH SEQ
   run_phase "bench $1 B=$2 T=$3" 90 bash -c "'$BIN/bin/kiln' bench --device cuda --model '$1' \
-    --batch $2 --seq $3 --steps 5 --warmup 2 --dtype bf16 --json | tail -1 >>'$OUT/bench.jsonl'"
+    --batch $2 --seq $3 --steps 5 --warmup 2 --dtype bf16 --json | tail -1 >>'$OUT/bench.txt'"
 }
 
 phase_bench() {
@@ -176,9 +177,9 @@ phase_bench() {
   else
     say "[bench] kiln bench --device cuda failed on stories260K (not wired yet?): timing BM_CudaStep (eager step, no graph) instead"
     run_phase "bench BM_CudaStep" 240 bash -c "'$BIN/bin/kiln_kernel_bench' --benchmark_filter=BM_CudaStep \
-      --benchmark_out='$OUT/bench.jsonl' --benchmark_out_format=json | tail -12"
+      >>'$OUT/bench.txt' 2>&1"
   fi
-  [[ -f $OUT/bench.jsonl ]] && tail -5 "$OUT/bench.jsonl" >>"$SUMMARY"
+  [[ -f $OUT/bench.txt ]] && tail -8 "$OUT/bench.txt" >>"$SUMMARY"
 }
 
 peer_one() {  # MODEL BATCH SEQ
@@ -204,7 +205,7 @@ phase_memcheck() {
     say "[memcheck] no compute-sanitizer found"
     return 0
   fi
-  run_phase memcheck 200 bash -c "'$sanitizer' --tool memcheck --leak-check full --error-exitcode 3 \
+  run_phase memcheck 200 bash -c "KILN_REQUIRE_CUDA=1 '$sanitizer' --tool memcheck --leak-check full --error-exitcode 3 \
     '$BIN/bin/test_cuda_ops' --gtest_brief=1 2>&1 | tee '$OUT/memcheck.log' | tail -25"
   grep -E "ERROR SUMMARY|LEAK SUMMARY" "$OUT/memcheck.log" 2>/dev/null | tail -3 >>"$SUMMARY"
 }

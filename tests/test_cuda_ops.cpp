@@ -77,9 +77,15 @@ const std::string& cuda_missing() {
   return reason;
 }
 
-#define REQUIRE_CUDA()                                                   \
-  do {                                                                   \
-    if (!cuda_missing().empty()) GTEST_SKIP() << cuda_missing();         \
+// Skips without a device, except where KILN_REQUIRE_CUDA=1 (scripts/gpu-check.sh sets
+// it on the GPU machine): there a missing device is a failure, not a skip.
+#define REQUIRE_CUDA()                                                          \
+  do {                                                                          \
+    if (!cuda_missing().empty()) {                                              \
+      const char* require_ = std::getenv("KILN_REQUIRE_CUDA");                  \
+      if (require_ && std::string(require_) == "1") FAIL() << cuda_missing();   \
+      GTEST_SKIP() << cuda_missing();                                           \
+    }                                                                           \
   } while (0)
 
 // One backend per (compute dtype, attention kernel), shared by the tests and torn
