@@ -23,7 +23,8 @@ namespace {
 using namespace kiln;
 
 // One bf16 backend for all cases, or null with the reason.
-CudaBackend* backend_or_skip(benchmark::State& state, CudaAttentionKernel attention = CudaAttentionKernel::auto_) {
+CudaBackend* backend_or_skip(benchmark::State& state,
+                             CudaAttentionKernel attention = CudaAttentionKernel::auto_) {
   static std::string why;
   static const bool ok = cuda_available(&why);
   if (!ok) {
@@ -69,8 +70,8 @@ void BM_CudaMatmulBf16(benchmark::State& state) {
     be->matmul(C, A, B, DType::bf16, M, N, K, ta, tb, false);
     be->synchronize();
   }
-  state.counters["TFLOP/s"] = benchmark::Counter(2.0 * M * N * K * 1e-12 * state.iterations(),
-                                                 benchmark::Counter::kIsRate);
+  state.counters["TFLOP/s"] =
+      benchmark::Counter(2.0 * M * N * K * 1e-12 * state.iterations(), benchmark::Counter::kIsRate);
   be->release(A);
   be->release(B);
   be->release(C);

@@ -51,7 +51,8 @@ TEST(CudaFactory, ExplainsAMissingDevice) {
   EXPECT_FALSE(backend);
   EXPECT_FALSE(why.empty());
   EXPECT_EQ(error, why);
-  EXPECT_THROW(CudaBackend{}, RuntimeError) << "constructing without a device must throw, not abort";
+  EXPECT_THROW(CudaBackend{}, RuntimeError)
+      << "constructing without a device must throw, not abort";
 #else
   EXPECT_FALSE(cuda_backend_built());
   EXPECT_FALSE(backend);
@@ -79,25 +80,26 @@ const std::string& cuda_missing() {
 
 // Skips without a device, except where KILN_REQUIRE_CUDA=1 (scripts/gpu-check.sh sets
 // it on the GPU machine): there a missing device is a failure, not a skip.
-#define REQUIRE_CUDA()                                                          \
-  do {                                                                          \
-    if (!cuda_missing().empty()) {                                              \
-      const char* require_ = std::getenv("KILN_REQUIRE_CUDA");                  \
-      if (require_ && std::string(require_) == "1") FAIL() << cuda_missing();   \
-      GTEST_SKIP() << cuda_missing();                                           \
-    }                                                                           \
+#define REQUIRE_CUDA()                                                        \
+  do {                                                                        \
+    if (!cuda_missing().empty()) {                                            \
+      const char* require_ = std::getenv("KILN_REQUIRE_CUDA");                \
+      if (require_ && std::string(require_) == "1") FAIL() << cuda_missing(); \
+      GTEST_SKIP() << cuda_missing();                                         \
+    }                                                                         \
   } while (0)
 
 // One backend per (compute dtype, attention kernel), shared by the tests and torn
 // down before the CUDA runtime is (a gtest environment).
 struct BackendPool : ::testing::Environment {
-  std::map<std::pair<DType, CudaAttentionKernel>, std::unique_ptr<CudaBackend>> backends;
+  std::map<std::pair<DType, CudaAttentionKernel>, std::unique_ptr<CudaBackend> > backends;
   void TearDown() override { backends.clear(); }
 };
 BackendPool* const g_pool =
     static_cast<BackendPool*>(::testing::AddGlobalTestEnvironment(new BackendPool));
 
-CudaBackend& gpu(DType dtype = DType::f32, CudaAttentionKernel attention = CudaAttentionKernel::auto_) {
+CudaBackend& gpu(DType dtype = DType::f32,
+                 CudaAttentionKernel attention = CudaAttentionKernel::auto_) {
   auto& slot = g_pool->backends[{dtype, attention}];
   if (!slot) {
     CudaBackendOptions options;
@@ -280,15 +282,16 @@ std::string matmul_name(const ::testing::TestParamInfo<MatmulParam>& info) {
          (mis ? "_misaligned" : "");
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    OddShapes, CudaMatmul,
-    ::testing::Combine(::testing::Values(Dims{1, 1, 1}, Dims{1, 7, 36}, Dims{7, 1, 257},
-                                         Dims{36, 100, 7}, Dims{100, 257, 1}, Dims{257, 36, 100},
-                                         Dims{7, 257, 257}, Dims{257, 257, 36},
-                                         Dims{128, 192, 320}),
-                       ::testing::Bool(), ::testing::Bool(), ::testing::Bool(),
-                       ::testing::Values(DType::f32, DType::bf16), ::testing::Values(false)),
-    matmul_name);
+INSTANTIATE_TEST_SUITE_P(OddShapes, CudaMatmul,
+                         ::testing::Combine(::testing::Values(Dims{1, 1, 1}, Dims{1, 7, 36},
+                                                              Dims{7, 1, 257}, Dims{36, 100, 7},
+                                                              Dims{100, 257, 1}, Dims{257, 36, 100},
+                                                              Dims{7, 257, 257}, Dims{257, 257, 36},
+                                                              Dims{128, 192, 320}),
+                                            ::testing::Bool(), ::testing::Bool(), ::testing::Bool(),
+                                            ::testing::Values(DType::f32, DType::bf16),
+                                            ::testing::Values(false)),
+                         matmul_name);
 INSTANTIATE_TEST_SUITE_P(
     Misaligned, CudaMatmul,
     ::testing::Combine(::testing::Values(Dims{7, 36, 100}, Dims{64, 64, 64}, Dims{257, 36, 257}),
@@ -341,7 +344,8 @@ TEST(CudaElementwise, CastIsBitIdenticalToFloatToBf16) {
       if (i % 4 == 2) u &= 0x807fffffu;                 // subnormals
       bits[size_t(i)] = u;
     }
-    const uint32_t specials[] = {0x7f800000u, 0xff800000u, 0x7fc00000u, 0x7f800001u, 0x7f7fffffu, 0x80000000u};
+    const uint32_t specials[] = {0x7f800000u, 0xff800000u, 0x7fc00000u,
+                                 0x7f800001u, 0x7f7fffffu, 0x80000000u};
     for (size_t s = 0; s < std::size(specials) && s < bits.size(); ++s) bits[s] = specials[s];
     std::vector<float> src(bits.size());
     std::memcpy(src.data(), bits.data(), bits.size() * 4);
@@ -396,7 +400,8 @@ TEST(CudaElementwise, EmbeddingMatchesCpuBitForBit) {
       be.embedding_forward(d_out, d_tokens, dev.put(table), N, C);
       Vec want;
       ref::embedding_forward(want, tokens, ref::to_double(table), C);
-      EXPECT_EQ(ref::max_abs_error(dev.get(d_out, size_t(N * C)), want), 0.0) << "a gather is exact";
+      EXPECT_EQ(ref::max_abs_error(dev.get(d_out, size_t(N * C)), want), 0.0)
+          << "a gather is exact";
 
       // Backward (+=): the same fp32 additions in the same (token) order as the CPU.
       float* d_dtable = dev.put(dtable0);
@@ -472,7 +477,8 @@ TEST(CudaElementwise, RopeForwardBackward) {
   for (const Shape& s : {Shape{1, 1, 1, 1, 2, 0, 10000.0}, Shape{2, 7, 4, 2, 6, 3, 10000.0},
                          Shape{3, 257, 4, 1, 64, 0, 1e6}, Shape{1, 33, 6, 6, 128, 100, 500000.0},
                          Shape{2, 5, 2, 1, 38, 1000, 10000.0}}) {
-    SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " D=" + std::to_string(s.D));
+    SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) +
+                 " D=" + std::to_string(s.D));
     const int64_t n = int64_t(s.B) * s.T * (s.H + 2 * s.Hkv) * s.D;
     const auto qkv = random_floats(n, 41 + s.D);
     float* d = dev.put(qkv);
@@ -645,7 +651,8 @@ TEST_P(CudaAttention, Fp32MatchesOracle) {
   const auto dout = random_floats(int64_t(s.B) * s.T * s.H * s.D, 8 + s.T);
   Vec out, lse, dqkv;
   ref::attention_forward(out, lse, ref::to_double(qkv), s.B, s.T, s.H, s.Hkv, s.D);
-  ref::attention_backward(dqkv, ref::to_double(dout), ref::to_double(qkv), s.B, s.T, s.H, s.Hkv, s.D);
+  ref::attention_backward(dqkv, ref::to_double(dout), ref::to_double(qkv), s.B, s.T, s.H, s.Hkv,
+                          s.D);
   const AttnResult got = run_attention(gpu(DType::f32, CudaAttentionKernel::simt), s, qkv, dout);
   const double depth = attn_forward_depth(s);
   expect_close(got.out, out, DType::f32, depth, "attention out");
@@ -667,7 +674,8 @@ TEST_P(CudaAttention, Bf16MatchesOracle) {
   const auto dout = random_floats(int64_t(s.B) * s.T * s.H * s.D, 8 + s.T);
   Vec out, lse, dqkv;
   ref::attention_forward(out, lse, ref::to_double(qkv), s.B, s.T, s.H, s.Hkv, s.D);
-  ref::attention_backward(dqkv, ref::to_double(dout), ref::to_double(qkv), s.B, s.T, s.H, s.Hkv, s.D);
+  ref::attention_backward(dqkv, ref::to_double(dout), ref::to_double(qkv), s.B, s.T, s.H, s.Hkv,
+                          s.D);
   CudaBackend& be = gpu(DType::bf16);
   const AttnResult got = run_attention(be, s, qkv, dout);
   expect_close(got.out, out, DType::bf16, 3, "attention out", 2.0);
@@ -677,13 +685,14 @@ TEST_P(CudaAttention, Bf16MatchesOracle) {
   EXPECT_TRUE(bitwise_equal(again.out, got.out) && bitwise_equal(again.dqkv, got.dqkv));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, CudaAttention,
-    ::testing::Values(AttnShape{1, 1, 1, 1, 4}, AttnShape{2, 7, 4, 2, 4}, AttnShape{1, 33, 4, 4, 40},
-                      AttnShape{2, 65, 4, 1, 64}, AttnShape{1, 257, 8, 2, 64},
-                      AttnShape{2, 100, 2, 1, 128}, AttnShape{1, 129, 4, 4, 128},
-                      AttnShape{1, 64, 2, 2, 64}, AttnShape{1, 70, 2, 1, 256}),
-    [](const auto& info) { return attn_name(info.param); });
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaAttention,
+                         ::testing::Values(AttnShape{1, 1, 1, 1, 4}, AttnShape{2, 7, 4, 2, 4},
+                                           AttnShape{1, 33, 4, 4, 40}, AttnShape{2, 65, 4, 1, 64},
+                                           AttnShape{1, 257, 8, 2, 64},
+                                           AttnShape{2, 100, 2, 1, 128},
+                                           AttnShape{1, 129, 4, 4, 128}, AttnShape{1, 64, 2, 2, 64},
+                                           AttnShape{1, 70, 2, 1, 256}),
+                         [](const auto& info) { return attn_name(info.param); });
 
 // The tensor-core and CUDA-core kernels agree on the same inputs (bf16 tolerance).
 TEST(CudaAttentionKernels, TensorCoresAgreeWithCudaCores) {
@@ -694,7 +703,8 @@ TEST(CudaAttentionKernels, TensorCoresAgreeWithCudaCores) {
     const auto qkv = random_floats(n_qkv, 17, 2.0);
     const auto dout = random_floats(int64_t(s.B) * s.T * s.H * s.D, 18);
     const AttnResult mma = run_attention(gpu(DType::bf16, CudaAttentionKernel::mma), s, qkv, dout);
-    const AttnResult simt = run_attention(gpu(DType::bf16, CudaAttentionKernel::simt), s, qkv, dout);
+    const AttnResult simt =
+        run_attention(gpu(DType::bf16, CudaAttentionKernel::simt), s, qkv, dout);
     expect_close(mma.out, ref::to_double(simt.out), DType::bf16, 3, "out", 2.0);
     expect_close(mma.dqkv, ref::to_double(simt.dqkv), DType::bf16, 6, "dqkv", 2.0);
   }
@@ -737,8 +747,10 @@ void check_classifier(int64_t N, int C, int V, DType dtype, int64_t chunk, bool 
 
   CudaBackend& be = gpu(dtype);
   Device dev(be);
-  const void* x = dtype == DType::f32 ? static_cast<const void*>(dev.put(x32)) : dev.put(to_bf16_bits(x32));
-  const void* W = dtype == DType::f32 ? static_cast<const void*>(dev.put(w32)) : dev.put(to_bf16_bits(w32));
+  const void* x =
+      dtype == DType::f32 ? static_cast<const void*>(dev.put(x32)) : dev.put(to_bf16_bits(x32));
+  const void* W =
+      dtype == DType::f32 ? static_cast<const void*>(dev.put(w32)) : dev.put(to_bf16_bits(w32));
   float* losses = dev.put(std::vector<float>(size_t(N), kNaN));
   float* dx = dev.put(std::vector<float>(size_t(N) * C, kNaN));
   float* dW = dev.put(dW0);
@@ -778,7 +790,8 @@ void check_classifier(int64_t N, int C, int V, DType dtype, int64_t chunk, bool 
     expect_close(got_dx, want_dx, DType::bf16, 1, "dx", 2.0);
     expect_close(dev.get(dW, dW0.size()), want_dW, DType::bf16, 1, "dW", 2.0);
   } else {
-    expect_close(got_dx, want_dx, DType::f32, std::sqrt(double(V)) + std::sqrt(double(C)) + 12, "dx");
+    expect_close(got_dx, want_dx, DType::f32, std::sqrt(double(V)) + std::sqrt(double(C)) + 12,
+                 "dx");
     expect_close(dev.get(dW, dW0.size()), want_dW, DType::f32,
                  std::sqrt(double(N)) + std::sqrt(double(C)) + 12, "dW");
   }
@@ -861,11 +874,12 @@ struct ModelCase {
   int B, T;
 };
 
-void check_model_against_oracle(const ModelCase& mc, DType dtype, double loss_tol, double grad_tol) {
+void check_model_against_oracle(const ModelCase& mc, DType dtype, double loss_tol,
+                                double grad_tol) {
   const ModelConfig& config = mc.config;
-  SCOPED_TRACE(config.name + " H=" + std::to_string(config.n_heads) + " Hkv=" +
-               std::to_string(config.n_kv_heads) + " B=" + std::to_string(mc.B) + " T=" +
-               std::to_string(mc.T) + " " + dtype_name(dtype));
+  SCOPED_TRACE(config.name + " H=" + std::to_string(config.n_heads) +
+               " Hkv=" + std::to_string(config.n_kv_heads) + " B=" + std::to_string(mc.B) +
+               " T=" + std::to_string(mc.T) + " " + dtype_name(dtype));
   const std::vector<float> params = ref::init_float_params(config, 11);
   const ref::RefModel model = ref::ref_model_from_float(config, params);
   const ref::TokenBatch batch = ref::random_batch(config, mc.B, mc.T, 5, 0.2);
@@ -880,8 +894,10 @@ void check_model_against_oracle(const ModelCase& mc, DType dtype, double loss_to
 }
 
 std::vector<ModelCase> model_cases() {
-  return {{ref::tiny_config(4, 2, false), 2, 7}, {ref::tiny_config(4, 1, true), 1, 16},
-          {ref::tiny_config(4, 4, false), 3, 1}, {head64_config(), 2, 70}};
+  return {{ref::tiny_config(4, 2, false), 2, 7},
+          {ref::tiny_config(4, 1, true), 1, 16},
+          {ref::tiny_config(4, 4, false), 3, 1},
+          {head64_config(), 2, 70}};
 }
 
 // fp32 compute (no TF32): as tight as the CPU fp32 path.

@@ -6,8 +6,9 @@ namespace kiln {
 
 std::unique_ptr<Backend> make_cuda_backend(DType, std::string* error) {
   if (error)
-    *error = "this kiln was built without CUDA (configure with -DKILN_CUDA=ON and "
-             "-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc)";
+    *error =
+        "this kiln was built without CUDA (configure with -DKILN_CUDA=ON and "
+        "-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc)";
   return nullptr;
 }
 

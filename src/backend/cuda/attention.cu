@@ -26,8 +26,9 @@ void check_shape(const char* op, int B, int T, int H, int Hkv, int D) {
     fail_input(where, "negative batch or sequence length", ">= 0",
                std::to_string(B) + " x " + std::to_string(T));
   if (H <= 0 || Hkv <= 0 || D <= 0)
-    fail_input(where, "heads and head_dim must be positive", "> 0",
-               "H=" + std::to_string(H) + " Hkv=" + std::to_string(Hkv) + " D=" + std::to_string(D));
+    fail_input(
+        where, "heads and head_dim must be positive", "> 0",
+        "H=" + std::to_string(H) + " Hkv=" + std::to_string(Hkv) + " D=" + std::to_string(D));
   if (H % Hkv != 0)
     fail_input(where, "n_heads must be a multiple of n_kv_heads", "H % Hkv == 0",
                "H=" + std::to_string(H) + " Hkv=" + std::to_string(Hkv));
@@ -72,8 +73,9 @@ static bool use_mma(CudaAttentionKernel kind, DType compute, int D, int max_smem
   if (!mma && D > kMaxSimtHeadDim)
     fail_input(where, "head_dim too large for the CUDA attention kernels",
                "<= " + std::to_string(kMaxSimtHeadDim), std::to_string(D));
-  const int need = mma ? std::max(mma_attention_smem_bytes(D, false), mma_attention_smem_bytes(D, true))
-                       : std::max(simt_attention_smem_bytes(D, false), simt_attention_smem_bytes(D, true));
+  const int need =
+      mma ? std::max(mma_attention_smem_bytes(D, false), mma_attention_smem_bytes(D, true))
+          : std::max(simt_attention_smem_bytes(D, false), simt_attention_smem_bytes(D, true));
   if (need > max_smem)
     fail_input(where, "head_dim needs more shared memory than this GPU has per block",
                "<= " + std::to_string(max_smem) + " bytes", std::to_string(need) + " bytes");

@@ -20,8 +20,8 @@ int mma_attention_smem_bytes(int D, bool backward);
 bool mma_attention_supported(int D);  // D = 64 or 128
 
 // out[B, T, H*D] (=), lse[B, H, T] (=)
-void simt_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,
-                            int Hkv, int D, CUstream_st* stream);
+void simt_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int Hkv,
+                            int D, CUstream_st* stream);
 // delta[B, H, T] (=) sum_d dout * out: the softmax-backward row term
 void attention_delta(float* delta, const float* dout, const float* out, int B, int T, int H, int D,
                      CUstream_st* stream);

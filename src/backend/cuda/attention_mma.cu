@@ -40,10 +40,10 @@ namespace {
 using namespace kiln::cuda;
 using bf16_t = uint16_t;
 
-constexpr int kTile = 64;     // rows of every tile: queries or keys
-constexpr int kWarps = 4;     // 16 rows each
+constexpr int kTile = 64;  // rows of every tile: queries or keys
+constexpr int kWarps = 4;  // 16 rows each
 constexpr int kThreads = kWarps * kWarp;
-constexpr int kPad = 8;       // bf16 of padding per shared row
+constexpr int kPad = 8;                 // bf16 of padding per shared row
 constexpr int kStrideT = kTile + kPad;  // row stride of a transposed tile [D][64 + 8]
 constexpr float kLog2e = 1.44269504088896340736f;
 constexpr float kLn2 = 0.69314718055994530942f;
@@ -104,7 +104,8 @@ __device__ __forceinline__ void accumulators_to_a(uint32_t (&a)[4], const float 
 }
 
 // c (+=) a b, 16x8x16, bf16 in, fp32 accumulate.
-__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                    uint32_t b1) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
       "{%8, %9}, {%0, %1, %2, %3};\n"
@@ -116,7 +117,8 @@ __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint3
 // tile[r][c] (=) bf16(src[(row0 + r) * ld + c] * factor), r < 64, c < D; rows >= T zero.
 // Rows of D floats are read as float4 (the caller guarantees 16-byte alignment).
 template <int D>
-__device__ void load_rows(bf16_t* tile, const float* src, int64_t ld, int row0, int T, float factor) {
+__device__ void load_rows(bf16_t* tile, const float* src, int64_t ld, int row0, int T,
+                          float factor) {
   constexpr int kQuads = D / 4;
   for (int e = threadIdx.x; e < kTile * kQuads; e += kThreads) {
     const int r = e / kQuads, c = (e - r * kQuads) * 4;
@@ -140,7 +142,8 @@ __device__ void load_rows_transposed(bf16_t* tileT, const float* src, int64_t ld
     const int r = 2 * rp;
     float4 v0 = make_float4(0.0f, 0.0f, 0.0f, 0.0f), v1 = v0;
     if (row0 + r < T) v0 = *reinterpret_cast<const float4*>(src + int64_t(row0 + r) * ld + c);
-    if (row0 + r + 1 < T) v1 = *reinterpret_cast<const float4*>(src + int64_t(row0 + r + 1) * ld + c);
+    if (row0 + r + 1 < T)
+      v1 = *reinterpret_cast<const float4*>(src + int64_t(row0 + r + 1) * ld + c);
     uint32_t* dst = reinterpret_cast<uint32_t*>(tileT + c * kStrideT + r);
     constexpr int kWordStride = kStrideT / 2;
     dst[0] = pack2(v0.x * factor, v1.x * factor);
@@ -158,8 +161,8 @@ __global__ void __launch_bounds__(kThreads)
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int S = stride_of<D>();
   bf16_t* Qs = reinterpret_cast<bf16_t*>(smem_raw);  // [64][S] Q2
-  bf16_t* Ks = Qs + kTile * S;                        // [64][S]
-  bf16_t* Vt = Ks + kTile * S;                        // [D][72] V transposed
+  bf16_t* Ks = Qs + kTile * S;                       // [64][S]
+  bf16_t* Vt = Ks + kTile * S;                       // [D][72] V transposed
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const int g = lane / 4, t = lane % 4;
 
@@ -295,12 +298,12 @@ __global__ void __launch_bounds__(kThreads)
                     const float* delta, int B, int T, int H, int Hkv) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int S = stride_of<D>();
-  bf16_t* Ks = reinterpret_cast<bf16_t*>(smem_raw);  // [64][S] this block's keys
-  bf16_t* Vs = Ks + kTile * S;                        // [64][S]
-  bf16_t* Qs = Vs + kTile * S;                        // [64][S] Q2 of the query tile
-  bf16_t* dOs = Qs + kTile * S;                       // [64][S]
-  bf16_t* Qt = dOs + kTile * S;                       // [D][72] Q2 transposed
-  bf16_t* dOt = Qt + D * kStrideT;                    // [D][72] dO transposed
+  bf16_t* Ks = reinterpret_cast<bf16_t*>(smem_raw);             // [64][S] this block's keys
+  bf16_t* Vs = Ks + kTile * S;                                  // [64][S]
+  bf16_t* Qs = Vs + kTile * S;                                  // [64][S] Q2 of the query tile
+  bf16_t* dOs = Qs + kTile * S;                                 // [64][S]
+  bf16_t* Qt = dOs + kTile * S;                                 // [D][72] Q2 transposed
+  bf16_t* dOt = Qt + D * kStrideT;                              // [D][72] dO transposed
   float* lse2s = reinterpret_cast<float*>(dOt + D * kStrideT);  // [64]
   float* deltas = lse2s + kTile;                                // [64]
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
@@ -317,7 +320,7 @@ __global__ void __launch_bounds__(kThreads)
   load_rows<D>(Ks, seq + int64_t(H + kv) * D, ld, j0, T, 1.0f);
   load_rows<D>(Vs, seq + int64_t(H + Hkv + kv) * D, ld, j0, T, 1.0f);
 
-  const int k0 = warp * 16;                         // this warp's keys in the tile
+  const int k0 = warp * 16;                          // this warp's keys in the tile
   const int key_a = j0 + k0 + g, key_b = key_a + 8;  // the two keys this thread holds
   float dk[D / 8][4], dv[D / 8][4];
 #pragma unroll
@@ -345,8 +348,8 @@ __global__ void __launch_bounds__(kThreads)
       __syncthreads();
 #pragma unroll 1
       for (int q0 = 0; q0 < kTile; q0 += 16) {
-        if (i0 + q0 >= T) break;                  // warp-uniform
-        if (i0 + q0 + 15 < j0 + k0) continue;     // all 16 queries precede all 16 keys
+        if (i0 + q0 >= T) break;               // warp-uniform
+        if (i0 + q0 + 15 < j0 + k0) continue;  // all 16 queries precede all 16 keys
         // S2^T[16 keys, 16 queries] = K Q2^T and dP^T = V dO^T.
         float st[2][4], dpt[2][4];
 #pragma unroll
@@ -402,13 +405,15 @@ __global__ void __launch_bounds__(kThreads)
       float* row = dqkv + (int64_t(b) * T + key_a) * ld;
       *reinterpret_cast<float2*>(row + int64_t(H + kv) * D + d) =
           make_float2(dk[nd][0] * kLn2, dk[nd][1] * kLn2);  // dK = ln2 dS^T Q2
-      *reinterpret_cast<float2*>(row + int64_t(H + Hkv + kv) * D + d) = make_float2(dv[nd][0], dv[nd][1]);
+      *reinterpret_cast<float2*>(row + int64_t(H + Hkv + kv) * D + d) =
+          make_float2(dv[nd][0], dv[nd][1]);
     }
     if (key_b < T) {
       float* row = dqkv + (int64_t(b) * T + key_b) * ld;
       *reinterpret_cast<float2*>(row + int64_t(H + kv) * D + d) =
           make_float2(dk[nd][2] * kLn2, dk[nd][3] * kLn2);
-      *reinterpret_cast<float2*>(row + int64_t(H + Hkv + kv) * D + d) = make_float2(dv[nd][2], dv[nd][3]);
+      *reinterpret_cast<float2*>(row + int64_t(H + Hkv + kv) * D + d) =
+          make_float2(dv[nd][2], dv[nd][3]);
     }
   }
 }
@@ -421,10 +426,10 @@ __global__ void __launch_bounds__(kThreads)
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int S = stride_of<D>();
   bf16_t* Qs = reinterpret_cast<bf16_t*>(smem_raw);  // [64][S] Q2 of this block
-  bf16_t* dOs = Qs + kTile * S;                       // [64][S]
-  bf16_t* Ks = dOs + kTile * S;                       // [64][S] key tile
-  bf16_t* Vs = Ks + kTile * S;                        // [64][S]
-  bf16_t* Kt = Vs + kTile * S;                        // [D][72] key tile transposed
+  bf16_t* dOs = Qs + kTile * S;                      // [64][S]
+  bf16_t* Ks = dOs + kTile * S;                      // [64][S] key tile
+  bf16_t* Vs = Ks + kTile * S;                       // [64][S]
+  bf16_t* Kt = Vs + kTile * S;                       // [D][72] key tile transposed
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
   const int g = lane / 4, t = lane % 4;
 
@@ -532,16 +537,18 @@ template <int D>
 void forward(float* out, float* lse, const float* qkv, int B, int T, int H, int Hkv,
              cudaStream_t stream) {
   const int n_qblocks = (T + kTile - 1) / kTile;
-  mma_forward_kernel<D><<<unsigned(int64_t(n_qblocks) * B * H), kThreads, forward_smem_bytes<D>(),
-                          stream>>>(out, lse, qkv, B, T, H, Hkv, n_qblocks);
+  mma_forward_kernel<D>
+      <<<unsigned(int64_t(n_qblocks) * B * H), kThreads, forward_smem_bytes<D>(), stream>>>(
+          out, lse, qkv, B, T, H, Hkv, n_qblocks);
 }
 
 template <int D>
 void backward(float* dqkv, const float* dout, const float* qkv, const float* lse,
               const float* delta, int B, int T, int H, int Hkv, cudaStream_t stream) {
   const int n_blocks = (T + kTile - 1) / kTile;
-  mma_dkdv_kernel<D><<<unsigned(int64_t(n_blocks) * B * Hkv), kThreads, dkdv_smem_bytes<D>(),
-                       stream>>>(dqkv, dout, qkv, lse, delta, B, T, H, Hkv);
+  mma_dkdv_kernel<D>
+      <<<unsigned(int64_t(n_blocks) * B * Hkv), kThreads, dkdv_smem_bytes<D>(), stream>>>(
+          dqkv, dout, qkv, lse, delta, B, T, H, Hkv);
   mma_dq_kernel<D><<<unsigned(int64_t(n_blocks) * B * H), kThreads, dq_smem_bytes<D>(), stream>>>(
       dqkv, dout, qkv, lse, delta, B, T, H, Hkv, n_blocks);
 }
@@ -557,8 +564,10 @@ bool mma_attention_supported(int D) { return D == 64 || D == 128; }
 
 int mma_attention_smem_bytes(int D, bool backward_pass) {
   if (D == 64)
-    return backward_pass ? max(dkdv_smem_bytes<64>(), dq_smem_bytes<64>()) : forward_smem_bytes<64>();
-  return backward_pass ? max(dkdv_smem_bytes<128>(), dq_smem_bytes<128>()) : forward_smem_bytes<128>();
+    return backward_pass ? max(dkdv_smem_bytes<64>(), dq_smem_bytes<64>())
+                         : forward_smem_bytes<64>();
+  return backward_pass ? max(dkdv_smem_bytes<128>(), dq_smem_bytes<128>())
+                       : forward_smem_bytes<128>();
 }
 
 void mma_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int Hkv,

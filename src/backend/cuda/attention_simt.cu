@@ -30,7 +30,7 @@ namespace {
 
 using namespace kiln::cuda;
 
-constexpr int kTile = 32;        // rows per tile = lanes
+constexpr int kTile = 32;  // rows per tile = lanes
 constexpr int kWarps = 8;
 constexpr int kRowsPerWarp = kTile / kWarps;  // 4
 constexpr int kThreads = kWarps * kWarp;
@@ -44,7 +44,8 @@ __host__ __device__ constexpr int forward_smem_floats(int D) {
   return kTile * D + kTile * lane_stride(D) + kTile * D;  // Q, K (lane rows), V
 }
 __host__ __device__ constexpr int backward_smem_floats(int D) {
-  return 2 * kTile * D + 2 * kTile * lane_stride(D) + 2 * kTile;  // 2 broadcast, 2 lane tiles, lse, delta
+  return 2 * kTile * D + 2 * kTile * lane_stride(D) +
+         2 * kTile;  // 2 broadcast, 2 lane tiles, lse, delta
 }
 
 // Loads rows [row0, row0 + 32) of one head (D values at `base + row * ld`) into a
@@ -65,9 +66,9 @@ __global__ void __launch_bounds__(kThreads)
                         int D, int n_qblocks) {
   extern __shared__ float smem[];
   const int Dl = lane_stride(D);
-  float* Qs = smem;               // [32][D]  Q2 rows, read broadcast
-  float* Ks = Qs + kTile * D;     // [32][Dl] key rows, one per lane
-  float* Vs = Ks + kTile * Dl;    // [32][D]  value rows, read along d
+  float* Qs = smem;             // [32][D]  Q2 rows, read broadcast
+  float* Ks = Qs + kTile * D;   // [32][Dl] key rows, one per lane
+  float* Vs = Ks + kTile * Dl;  // [32][D]  value rows, read along d
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
 
   // The most expensive query blocks (late rows see the most keys) are scheduled first.
@@ -149,8 +150,8 @@ __global__ void __launch_bounds__(kThreads)
 
 // --- Delta = rowsum(dO o O) ---------------------------------------------------------------
 // One warp per (b, t, h) row of dout/out; delta[B, H, T] (=).
-__global__ void delta_kernel(float* delta, const float* dout, const float* out, int B, int T,
-                             int H, int D) {
+__global__ void delta_kernel(float* delta, const float* dout, const float* out, int B, int T, int H,
+                             int D) {
   const int lane = threadIdx.x % kWarp;
   const int64_t rows = int64_t(B) * T * H;
   const int64_t warps_total = int64_t(gridDim.x) * (blockDim.x / kWarp);
@@ -362,10 +363,14 @@ __global__ void __launch_bounds__(kThreads)
 // Dispatch on the dims-per-lane bucket of D.
 template <template <int> class Fn, typename... Args>
 void with_dpl(int D, Args&&... args) {
-  if (D <= 32) Fn<1>::run(args...);
-  else if (D <= 64) Fn<2>::run(args...);
-  else if (D <= 128) Fn<4>::run(args...);
-  else Fn<8>::run(args...);
+  if (D <= 32)
+    Fn<1>::run(args...);
+  else if (D <= 64)
+    Fn<2>::run(args...);
+  else if (D <= 128)
+    Fn<4>::run(args...);
+  else
+    Fn<8>::run(args...);
 }
 
 int max_d_of(int dpl) { return dpl * kWarp; }
@@ -419,8 +424,8 @@ int simt_attention_smem_bytes(int D, bool backward) {
   return (backward ? backward_smem_floats(D) : forward_smem_floats(D)) * 4;
 }
 
-void simt_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H,
-                            int Hkv, int D, CUstream_st* stream) {
+void simt_attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int Hkv,
+                            int D, CUstream_st* stream) {
   with_dpl<Forward>(D, out, lse, qkv, B, T, H, Hkv, D, stream);
 }
 
@@ -431,7 +436,7 @@ void attention_delta(float* delta, const float* dout, const float* out, int B, i
   int64_t blocks = (rows + warps_per_block - 1) / warps_per_block;
   if (blocks > 65535) blocks = 65535;  // grid-stride beyond
   delta_kernel<<<unsigned(blocks), int(warps_per_block * kWarp), 0, stream>>>(delta, dout, out, B,
-                                                                             T, H, D);
+                                                                              T, H, D);
 }
 
 void simt_attention_backward(float* dqkv, const float* dout, const float* qkv, const float* lse,

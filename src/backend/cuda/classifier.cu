@@ -63,9 +63,8 @@ __device__ __forceinline__ MaxSum combine(MaxSum a, MaxSum b) {
 // rewritten in place with dlogits when dlogits_f32 is the same buffer; with bf16
 // compute, dlogits go to the separate bf16 buffer.
 __global__ void cross_entropy_rows_kernel(float* losses, float* logits, void* dlogits,
-                                          bool dlogits_bf16, bool backward,
-                                          const int32_t* targets, int64_t rows, int V,
-                                          float dloss) {
+                                          bool dlogits_bf16, bool backward, const int32_t* targets,
+                                          int64_t rows, int V, float dloss) {
   __shared__ float shared_max[kWarp];
   __shared__ double shared_sum[kWarp];
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
@@ -76,7 +75,8 @@ __global__ void cross_entropy_rows_kernel(float* losses, float* logits, void* dl
     if (target < 0) {  // no target: loss 0, no gradient
       if (threadIdx.x == 0) losses[r] = 0.0f;
       if (backward)
-        for (int j = threadIdx.x; j < V; j += blockDim.x) store_as(dlogits, dlogits_bf16, r * V + j, 0.0f);
+        for (int j = threadIdx.x; j < V; j += blockDim.x)
+          store_as(dlogits, dlogits_bf16, r * V + j, 0.0f);
       continue;
     }
     // Pass 1: the row's max and sum of exponentials, online per thread.
@@ -112,7 +112,8 @@ __global__ void cross_entropy_rows_kernel(float* losses, float* logits, void* dl
     __syncthreads();  // everyone has read row[target] and the shared sums
     if (backward) {
       // dlogits = exp(l - m) * (dloss / s) - onehot * dloss
-      const float scale = bad_target ? __int_as_float(0x7fc00000) : float(double(dloss) / total.sum);
+      const float scale =
+          bad_target ? __int_as_float(0x7fc00000) : float(double(dloss) / total.sum);
       for (int j = threadIdx.x; j < V; j += blockDim.x) {
         float d = expf(row[j] - total.max) * scale;
         if (j == target) d -= dloss;

@@ -79,7 +79,8 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options)
   cc_major_ = prop.major;
   cc_minor_ = prop.minor;
   if (cc_major_ < kMinComputeMajor)
-    fail_runtime("cuda backend", "device " + device_name_ + " is older than compute capability 8.0");
+    fail_runtime("cuda backend",
+                 "device " + device_name_ + " is older than compute capability 8.0");
   cudaStream_t stream = nullptr;
   KILN_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cuda backend");
   stream_ = stream;
@@ -128,7 +129,8 @@ std::string CudaBackend::name() const {
 
 void* CudaBackend::alloc(size_t bytes) {
   if (capturing_)
-    fail_runtime("cuda alloc", "allocation inside a graph capture; allocate before begin_capture()");
+    fail_runtime("cuda alloc",
+                 "allocation inside a graph capture; allocate before begin_capture()");
   void* p = nullptr;
   const cudaError_t status = cudaMalloc(&p, bytes == 0 ? 256 : bytes);
   if (status != cudaSuccess) {
@@ -241,8 +243,9 @@ const float* CudaBackend::rope_table(int D, double theta, int positions, const f
   RopeTable& table = rope_tables_[{D, theta}];
   if (table.positions < positions) {
     if (capturing_)
-      fail_runtime("cuda rope", "the RoPE table must grow inside a graph capture; run one step "
-                                "of the same shapes before begin_capture()");
+      fail_runtime("cuda rope",
+                   "the RoPE table must grow inside a graph capture; run one step "
+                   "of the same shapes before begin_capture()");
     int grown = 64;
     while (grown < positions) grown *= 2;
     const int half = D / 2;

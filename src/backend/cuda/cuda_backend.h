@@ -106,15 +106,13 @@ class CudaBackend final : public Backend {
   void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
                           const float* lse, int B, int T, int H, int Hkv, int D) override;
   void swiglu_forward(void* out, DType out_dtype, const float* h13, int64_t N, int F) override;
-  void swiglu_backward(float* dh13, const float* dout, const float* h13, int64_t N,
-                       int F) override;
+  void swiglu_backward(float* dh13, const float* dout, const float* h13, int64_t N, int F) override;
   void classifier_forward_backward(float* losses, float* dx, float* dW, const void* x,
                                    const void* W, DType dtype, const int32_t* targets, int64_t N,
                                    int C, int V, float dloss) override;
   void global_norm(float* out, const float* g, int64_t n) override;
-  void adamw(float* params, void* params_compute, DType compute_dtype, const float* grads,
-             float* m, float* v, int64_t n, const AdamWHyper& hyper,
-             const float* grad_norm) override;
+  void adamw(float* params, void* params_compute, DType compute_dtype, const float* grads, float* m,
+             float* v, int64_t n, const AdamWHyper& hyper, const float* grad_norm) override;
 
   // --- CUDA graphs (cuda_graph.cpp) -------------------------------------------------
   // Records every op issued on this backend from now on into a graph instead of
@@ -160,8 +158,8 @@ class CudaBackend final : public Backend {
   // The RoPE cos/sin table [positions, D/2] on the device for (D, theta), grown to
   // hold at least `positions` rows (an upload; refused while capturing).
   const float* rope_table(int D, double theta, int positions, const float** sin_table);
-  void rope(const char* op, float* qkv, int B, int T, int H, int Hkv, int D, double theta,
-            int pos0, bool inverse);
+  void rope(const char* op, float* qkv, int B, int T, int H, int Hkv, int D, double theta, int pos0,
+            bool inverse);
   // Launch-configuration helper: blocks for a grid-stride loop over n items.
   unsigned grid_for(int64_t n, int threads) const;
   void check_launch(const char* op) const;
@@ -200,7 +198,7 @@ class CudaBackend final : public Backend {
     int64_t step = 1;
   };
   bool capturing_ = false;
-  int capture_uploads_ = 0;      // uploads seen in the open capture
+  int capture_uploads_ = 0;  // uploads seen in the open capture
   bool capture_used_adamw_ = false;
   std::vector<StagedInput> staged_;
   OptimizerStep* step_pinned_ = nullptr;

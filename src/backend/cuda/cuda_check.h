@@ -11,9 +11,9 @@ namespace kiln {
 
 inline void cuda_check(cudaError_t status, const char* where, const char* call) {
   if (status != cudaSuccess)
-    fail_runtime(std::string("cuda: ") + where,
-                 std::string(call) + " failed: " + cudaGetErrorName(status) + " (" +
-                     cudaGetErrorString(status) + ")");
+    fail_runtime(std::string("cuda: ") + where, std::string(call) +
+                                                    " failed: " + cudaGetErrorName(status) + " (" +
+                                                    cudaGetErrorString(status) + ")");
 }
 
 }  // namespace kiln

@@ -113,7 +113,8 @@ void CudaBackend::set_staged_input(int slot, const void* host_src, size_t bytes)
 }
 
 void CudaBackend::set_optimizer_step(float lr, int64_t step) {
-  if (step < 1) fail_input("cuda graph", "optimizer step must be 1-based", ">= 1", std::to_string(step));
+  if (step < 1)
+    fail_input("cuda graph", "optimizer step must be 1-based", ">= 1", std::to_string(step));
   wait_for_replay();
   step_pinned_->lr = lr;
   step_pinned_->step = step;

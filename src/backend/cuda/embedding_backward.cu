@@ -56,10 +56,11 @@ void CudaBackend::embedding_backward(float* dtable, const int32_t* tokens, const
   const int n = int(N);
   // Scratch: sorted ids [N], positions in [N], positions out [N], then CUB's temp.
   size_t temp_bytes = 0;
-  KILN_CUDA(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, tokens, static_cast<int32_t*>(nullptr),
-                                            static_cast<const int32_t*>(nullptr),
-                                            static_cast<int32_t*>(nullptr), n, 0, 32, stream_),
-            "embedding_backward (sort size)");
+  KILN_CUDA(
+      cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, tokens, static_cast<int32_t*>(nullptr),
+                                      static_cast<const int32_t*>(nullptr),
+                                      static_cast<int32_t*>(nullptr), n, 0, 32, stream_),
+      "embedding_backward (sort size)");
   const size_t ids_bytes = round_up(size_t(N) * sizeof(int32_t), 256);
   char* base = static_cast<char*>(scratch(kScratchEmbedSort, 3 * ids_bytes + temp_bytes));
   int32_t* sorted = reinterpret_cast<int32_t*>(base);
@@ -69,8 +70,8 @@ void CudaBackend::embedding_backward(float* dtable, const int32_t* tokens, const
 
   iota_kernel<<<grid_for(N, 256), 256, 0, stream_>>>(positions, N);
   check_launch("embedding_backward");
-  KILN_CUDA(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, tokens, sorted, positions, order, n, 0,
-                                            32, stream_),
+  KILN_CUDA(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, tokens, sorted, positions, order, n,
+                                            0, 32, stream_),
             "embedding_backward (sort)");
   const int threads = C >= 256 ? 256 : (C + 31) / 32 * 32;
   embedding_backward_runs_kernel<<<grid_for(N, 1), threads, 0, stream_>>>(dtable, sorted, order,

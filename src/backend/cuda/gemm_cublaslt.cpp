@@ -47,7 +47,7 @@ void blas_check(cublasStatus_t status, const char* call) {
 
 struct PlanKey {
   int64_t M, N, K;
-  uint8_t flags;  // bit 0 trans_a, bit 1 trans_b, bit 2 accumulate, bit 3 bf16
+  uint8_t flags;                       // bit 0 trans_a, bit 1 trans_b, bit 2 accumulate, bit 3 bf16
   uint16_t align_a, align_b, align_c;  // bytes, powers of two up to 256
   bool operator==(const PlanKey& o) const {
     return M == o.M && N == o.N && K == o.K && flags == o.flags && align_a == o.align_a &&
@@ -138,8 +138,10 @@ const Plan& CudaGemmCache::get(const PlanKey& key) {
   const cublasOperation_t op_a = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS A = Kiln B
   const cublasOperation_t op_b = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS B = Kiln A
   KILN_BLAS(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  KILN_BLAS(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
-  KILN_BLAS(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
+  KILN_BLAS(
+      cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
+  KILN_BLAS(
+      cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
   KILN_BLAS(trans_b ? cublasLtMatrixLayoutCreate(&plan.layout_a, operand, K, N, int64_t(K))
                     : cublasLtMatrixLayoutCreate(&plan.layout_a, operand, N, K, int64_t(N)));
   KILN_BLAS(trans_a ? cublasLtMatrixLayoutCreate(&plan.layout_b, operand, M, K, int64_t(M))

@@ -33,7 +33,8 @@ __global__ void sum_squares_chunks_kernel(double* partials, const float* g, int6
     const int64_t begin = chunk * kNormChunk;
     const int64_t end = begin + kNormChunk < n ? begin + kNormChunk : n;
     double sum = 0.0;
-    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) sum += double(g[i]) * double(g[i]);
+    for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
+      sum += double(g[i]) * double(g[i]);
     sum = block_sum(sum, shared);
     if (threadIdx.x == 0) partials[chunk] = sum;
   }
@@ -108,7 +109,7 @@ void CudaBackend::global_norm(float* out, const float* g, int64_t n) {
       scratch(kScratchNormPartials, size_t(n_chunks > 0 ? n_chunks : 1) * sizeof(double)));
   if (n_chunks > 0) {
     sum_squares_chunks_kernel<<<grid_for(n_chunks, 1), kNormThreads, 0, stream_>>>(partials, g, n,
-                                                                                  n_chunks);
+                                                                                   n_chunks);
     check_launch("global_norm");
   }
   norm_finish_kernel<<<1, 1024, 0, stream_>>>(out, partials, n_chunks);  // n = 0 writes 0
@@ -121,7 +122,8 @@ void CudaBackend::adamw(float* params, void* params_compute, DType compute_dtype
   if (n <= 0) return;
   if (hyper.step < 1)
     fail_input("adamw", "step must be 1-based", ">= 1", std::to_string(hyper.step));
-  if (hyper.max_norm > 0 && !grad_norm) fail_runtime("adamw", "clipping needs the grad norm buffer");
+  if (hyper.max_norm > 0 && !grad_norm)
+    fail_runtime("adamw", "clipping needs the grad norm buffer");
   // The scalars torch forms in Python (double), rounded to fp32 for the kernel.
   const double lr = hyper.lr, beta1 = hyper.beta1, beta2 = hyper.beta2, step = double(hyper.step);
   AdamWArgs a;

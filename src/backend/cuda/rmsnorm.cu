@@ -22,10 +22,10 @@ namespace {
 
 using namespace kiln::cuda;
 
-constexpr int kForwardThreads = 256;   // 8 rows in flight per block
-constexpr int kRowsPerBlock = 32;      // backward: rows per partial dweight row
+constexpr int kForwardThreads = 256;  // 8 rows in flight per block
+constexpr int kRowsPerBlock = 32;     // backward: rows per partial dweight row
 constexpr int kBackwardThreads = 256;
-constexpr int kSumGroups = 32;         // backward reduce: partial rows split in 32 strided groups
+constexpr int kSumGroups = 32;  // backward reduce: partial rows split in 32 strided groups
 
 __global__ void rmsnorm_forward_kernel(void* out, bool out_bf16, float* rstd, const float* x,
                                        const float* weight, int64_t N, int C, float eps) {
