@@ -1,10 +1,32 @@
 // Device-side helpers shared by Kiln's CUDA kernels: the bf16 rounding every
 // backend agrees on, warp and block reductions in a fixed order (so results do not
 // depend on scheduling), and grid-stride index ranges in 64-bit.
+//
+// Kernel headers (*_kernels.cuh) are also compiled as plain C++ for a CPU emulation of
+// the GPU (tests/cuda_emulation.h defines KILN_CUDA_EMULATION and the CUDA built-ins);
+// the few lines that differ are marked.
 #pragma once
+#ifndef KILN_CUDA_EMULATION
 #include <cuda_runtime.h>
+#endif
 
 #include <cstdint>
+
+// Loop unrolling hints (no-ops in the CPU emulation, where g++ does not know them).
+#ifdef KILN_CUDA_EMULATION
+#define KILN_UNROLL
+#define KILN_NO_UNROLL
+#else
+#define KILN_UNROLL _Pragma("unroll")
+#define KILN_NO_UNROLL _Pragma("unroll 1")
+#endif
+
+// The block's dynamic shared memory as `type* name` (16-byte aligned).
+#ifndef KILN_CUDA_EMULATION
+#define KILN_DYNAMIC_SHARED(type, name)                          \
+  extern __shared__ __align__(16) unsigned char name##_bytes_[]; \
+  type* name = reinterpret_cast<type*>(name##_bytes_)
+#endif
 
 namespace kiln::cuda {
 
@@ -35,13 +57,13 @@ __device__ __forceinline__ void store_as(void* out, bool bf16, int64_t i, float 
 // order on every run.
 template <typename T>
 __device__ __forceinline__ T warp_sum(T v) {
-#pragma unroll
+KILN_UNROLL
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullMask, v, offset);
   return v;
 }
 
 __device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
+KILN_UNROLL
   for (int offset = 16; offset > 0; offset >>= 1)
     v = fmaxf(v, __shfl_xor_sync(kFullMask, v, offset));
   return v;
