@@ -52,6 +52,7 @@ struct Warp {
 
 struct ThreadState {
   Dim3 thread, block;
+  unsigned linear = 0;  // x + y * blockDim.x: warps are runs of 32 linear ids
   Warp* warp = nullptr;
   std::barrier<>* block_barrier = nullptr;
   unsigned char* shared = nullptr;
@@ -60,13 +61,15 @@ struct ThreadState {
 inline thread_local ThreadState t_state;
 inline Dim3 g_grid, g_block;
 
-inline unsigned lane() { return t_state.thread.x % 32; }
+inline unsigned lane() { return t_state.linear % 32; }
 
-// Runs kernel(args...) as grid x block threads; `shared_bytes` of dynamic shared memory.
+// Runs kernel(args...) on a grid of `grid` blocks of block.x * block.y threads, with
+// `shared_bytes` of dynamic shared memory.
 template <class Kernel, class... Args>
-void launch(unsigned grid, unsigned block, size_t shared_bytes, Kernel kernel, Args... args) {
+void launch(unsigned grid, Dim3 block_dim, size_t shared_bytes, Kernel kernel, Args... args) {
   g_grid = {grid, 1, 1};
-  g_block = {block, 1, 1};
+  g_block = block_dim;
+  const unsigned block = block_dim.x * block_dim.y;
   std::vector<unsigned char> shared(shared_bytes + 64);
   unsigned char* base = shared.data() + (16 - reinterpret_cast<uintptr_t>(shared.data()) % 16) % 16;
   for (unsigned b = 0; b < grid; ++b) {
@@ -78,11 +81,21 @@ void launch(unsigned grid, unsigned block, size_t shared_bytes, Kernel kernel, A
     threads.reserve(block);
     for (unsigned t = 0; t < block; ++t)
       threads.emplace_back([&, t] {
-        t_state = ThreadState{{t, 0, 0}, {b, 0, 0}, warps[t / 32].get(), &block_barrier, base};
+        t_state = ThreadState{{t % block_dim.x, t / block_dim.x, 0},
+                              {b, 0, 0},
+                              t,
+                              warps[t / 32].get(),
+                              &block_barrier,
+                              base};
         kernel(args...);
       });
     for (std::thread& th : threads) th.join();
   }
+}
+
+template <class Kernel, class... Args>
+void launch(unsigned grid, unsigned block, size_t shared_bytes, Kernel kernel, Args... args) {
+  launch(grid, Dim3{block, 1, 1}, shared_bytes, kernel, args...);
 }
 
 template <class T>
@@ -109,7 +122,8 @@ inline float bf16_half(uint32_t reg, int half) {
 #define blockIdx (::kiln::emu::t_state.block)
 #define blockDim (::kiln::emu::g_block)
 #define gridDim (::kiln::emu::g_grid)
-#define KILN_DYNAMIC_SHARED(type, name) type* name = reinterpret_cast<type*>(::kiln::emu::t_state.shared)
+#define KILN_DYNAMIC_SHARED(type, name) \
+  type* name = reinterpret_cast<type*>(::kiln::emu::t_state.shared)
 
 inline void __syncthreads() { kiln::emu::t_state.block_barrier->arrive_and_wait(); }
 

@@ -188,11 +188,11 @@ __global__ void __launch_bounds__(kThreads)
   const int r0 = warp * 16;
   const int row_a = i0 + r0 + g, row_b = row_a + 8;  // the two rows this thread holds
   uint32_t qa[D / 16][4];
-KILN_UNROLL
+  KILN_UNROLL
   for (int kk = 0; kk < D / 16; ++kk) load_a(qa[kk], Qs, S, r0, 16 * kk, g, t);
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
   float o[D / 8][4];
-KILN_UNROLL
+  KILN_UNROLL
   for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
 
   const int last = min(T, i0 + kTile) - 1;  // keys past the block's last query are never seen
@@ -204,30 +204,28 @@ KILN_UNROLL
 
     // S2[16, 64] (=) Q2 K^T for this warp's rows.
     float s[8][4];
-KILN_UNROLL
+    KILN_UNROLL
     for (int nt = 0; nt < 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-KILN_UNROLL
-    for (int kk = 0; kk < D / 16; ++kk)
-KILN_UNROLL
-      for (int nt = 0; nt < 8; ++nt) {
-        uint32_t b0, b1;
-        load_b(b0, b1, Ks, S, 8 * nt, 16 * kk, g, t);
-        mma(s[nt], qa[kk], b0, b1);
-      }
+    KILN_UNROLL
+    for (int kk = 0; kk < D / 16; ++kk) KILN_UNROLL
+    for (int nt = 0; nt < 8; ++nt) {
+      uint32_t b0, b1;
+      load_b(b0, b1, Ks, S, 8 * nt, 16 * kk, g, t);
+      mma(s[nt], qa[kk], b0, b1);
+    }
     // Causal mask (key j > query i) and keys past T: only the diagonal and last tiles.
     if (j0 + kTile - 1 > i0 + r0 || j0 + kTile > T) {
-KILN_UNROLL
-      for (int nt = 0; nt < 8; ++nt)
-KILN_UNROLL
-        for (int e = 0; e < 4; ++e) {
-          const int j = j0 + 8 * nt + 2 * t + (e & 1);
-          const int i = e < 2 ? row_a : row_b;
-          if (j > i || j >= T) s[nt][e] = -INFINITY;
-        }
+      KILN_UNROLL
+      for (int nt = 0; nt < 8; ++nt) KILN_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        const int j = j0 + 8 * nt + 2 * t + (e & 1);
+        const int i = e < 2 ? row_a : row_b;
+        if (j > i || j >= T) s[nt][e] = -INFINITY;
+      }
     }
     // Online softmax per row: the max over the quad (4 lanes share a row), rescale.
     float mx_a = -INFINITY, mx_b = -INFINITY;
-KILN_UNROLL
+    KILN_UNROLL
     for (int nt = 0; nt < 8; ++nt) {
       mx_a = fmaxf(mx_a, fmaxf(s[nt][0], s[nt][1]));
       mx_b = fmaxf(mx_b, fmaxf(s[nt][2], s[nt][3]));
@@ -244,7 +242,7 @@ KILN_UNROLL
     m_a = mn_a;
     m_b = mn_b;
     float sum_a = 0.0f, sum_b = 0.0f;
-KILN_UNROLL
+    KILN_UNROLL
     for (int nt = 0; nt < 8; ++nt) {
       s[nt][0] = exp2f(s[nt][0] - shift_a);
       s[nt][1] = exp2f(s[nt][1] - shift_a);
@@ -255,7 +253,7 @@ KILN_UNROLL
     }
     l_a = l_a * alpha_a + sum_a;  // per-thread partial row sums, quad-reduced at the end
     l_b = l_b * alpha_b + sum_b;
-KILN_UNROLL
+    KILN_UNROLL
     for (int nd = 0; nd < D / 8; ++nd) {
       o[nd][0] *= alpha_a;
       o[nd][1] *= alpha_a;
@@ -263,11 +261,11 @@ KILN_UNROLL
       o[nd][3] *= alpha_b;
     }
     // O[16, D] (+=) P[16, 64] V[64, D], 16 keys per step.
-KILN_UNROLL
+    KILN_UNROLL
     for (int kk = 0; kk < kTile / 16; ++kk) {
       uint32_t pa[4];
       accumulators_to_a(pa, s[2 * kk], s[2 * kk + 1]);
-KILN_UNROLL
+      KILN_UNROLL
       for (int nd = 0; nd < D / 8; ++nd) {
         uint32_t b0, b1;
         load_b(b0, b1, Vt, kStrideT, 8 * nd, 16 * kk, g, t);
@@ -281,7 +279,7 @@ KILN_UNROLL
   l_b += __shfl_xor_sync(kFullMask, l_b, 2);
   const int64_t ld_out = int64_t(H) * D;
   const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
-KILN_UNROLL
+  KILN_UNROLL
   for (int nd = 0; nd < D / 8; ++nd) {
     const int d = 8 * nd + 2 * t;
     if (row_a < T)
@@ -330,10 +328,9 @@ __global__ void __launch_bounds__(kThreads)
   const int k0 = warp * 16;                          // this warp's keys in the tile
   const int key_a = j0 + k0 + g, key_b = key_a + 8;  // the two keys this thread holds
   float dk[D / 8][4], dv[D / 8][4];
-KILN_UNROLL
-  for (int nd = 0; nd < D / 8; ++nd)
-KILN_UNROLL
-    for (int e = 0; e < 4; ++e) dk[nd][e] = dv[nd][e] = 0.0f;
+  KILN_UNROLL
+  for (int nd = 0; nd < D / 8; ++nd) KILN_UNROLL
+  for (int e = 0; e < 4; ++e) dk[nd][e] = dv[nd][e] = 0.0f;
 
   for (int gh = 0; gh < group; ++gh) {
     const int h = kv * group + gh;
@@ -353,22 +350,21 @@ KILN_UNROLL
         deltas[x] = i < T ? delta_row[i] : 0.0f;
       }
       __syncthreads();
-KILN_NO_UNROLL
+      KILN_NO_UNROLL
       for (int q0 = 0; q0 < kTile; q0 += 16) {
         if (i0 + q0 >= T) break;               // warp-uniform
         if (i0 + q0 + 15 < j0 + k0) continue;  // all 16 queries precede all 16 keys
         // S2^T[16 keys, 16 queries] = K Q2^T and dP^T = V dO^T.
         float st[2][4], dpt[2][4];
-KILN_UNROLL
-        for (int nt = 0; nt < 2; ++nt)
-KILN_UNROLL
-          for (int e = 0; e < 4; ++e) st[nt][e] = dpt[nt][e] = 0.0f;
-KILN_UNROLL
+        KILN_UNROLL
+        for (int nt = 0; nt < 2; ++nt) KILN_UNROLL
+        for (int e = 0; e < 4; ++e) st[nt][e] = dpt[nt][e] = 0.0f;
+        KILN_UNROLL
         for (int kk = 0; kk < D / 16; ++kk) {
           uint32_t ka[4], va[4];
           load_a(ka, Ks, S, k0, 16 * kk, g, t);
           load_a(va, Vs, S, k0, 16 * kk, g, t);
-KILN_UNROLL
+          KILN_UNROLL
           for (int nt = 0; nt < 2; ++nt) {
             uint32_t b0, b1;
             load_b(b0, b1, Qs, S, q0 + 8 * nt, 16 * kk, g, t);
@@ -378,23 +374,22 @@ KILN_UNROLL
           }
         }
         // P^T = exp2(S2^T - lse2), dS^T = P^T (dP^T - Delta) where live (j <= i < T).
-KILN_UNROLL
-        for (int nt = 0; nt < 2; ++nt)
-KILN_UNROLL
-          for (int e = 0; e < 4; ++e) {
-            const int ql = q0 + 8 * nt + 2 * t + (e & 1);
-            const int i = i0 + ql;
-            const int j = e < 2 ? key_a : key_b;
-            const bool live = i < T && j <= i;
-            const float p = live ? exp2f(st[nt][e] - lse2s[ql]) : 0.0f;
-            dpt[nt][e] = live ? p * (dpt[nt][e] - deltas[ql]) : 0.0f;
-            st[nt][e] = p;
-          }
+        KILN_UNROLL
+        for (int nt = 0; nt < 2; ++nt) KILN_UNROLL
+        for (int e = 0; e < 4; ++e) {
+          const int ql = q0 + 8 * nt + 2 * t + (e & 1);
+          const int i = i0 + ql;
+          const int j = e < 2 ? key_a : key_b;
+          const bool live = i < T && j <= i;
+          const float p = live ? exp2f(st[nt][e] - lse2s[ql]) : 0.0f;
+          dpt[nt][e] = live ? p * (dpt[nt][e] - deltas[ql]) : 0.0f;
+          st[nt][e] = p;
+        }
         uint32_t pa[4], sa[4];
         accumulators_to_a(pa, st[0], st[1]);
         accumulators_to_a(sa, dpt[0], dpt[1]);
         // dV[16, D] += P^T dO and dK2[16, D] += dS^T Q2 (16 queries deep).
-KILN_UNROLL
+        KILN_UNROLL
         for (int nd = 0; nd < D / 8; ++nd) {
           uint32_t b0, b1;
           load_b(b0, b1, dOt, kStrideT, 8 * nd, q0, g, t);
@@ -405,7 +400,7 @@ KILN_UNROLL
       }
     }
   }
-KILN_UNROLL
+  KILN_UNROLL
   for (int nd = 0; nd < D / 8; ++nd) {
     const int d = 8 * nd + 2 * t;
     if (key_a < T) {
@@ -462,7 +457,7 @@ __global__ void __launch_bounds__(kThreads)
   const float delta_a = row_a < T ? delta_row[row_a] : 0.0f;
   const float delta_b = row_b < T ? delta_row[row_b] : 0.0f;
   float dq[D / 8][4];
-KILN_UNROLL
+  KILN_UNROLL
   for (int nd = 0; nd < D / 8; ++nd) dq[nd][0] = dq[nd][1] = dq[nd][2] = dq[nd][3] = 0.0f;
 
   const int last = min(T, i0 + kTile) - 1;
@@ -472,20 +467,19 @@ KILN_UNROLL
     load_rows<D>(Vs, v_src, ld, j0, T, 1.0f);
     load_rows_transposed<D>(Kt, k_src, ld, j0, T, 1.0f);
     __syncthreads();
-KILN_NO_UNROLL
+    KILN_NO_UNROLL
     for (int kq = 0; kq < kTile; kq += 16) {
       if (j0 + kq > i0 + r0 + 15 || j0 + kq >= T) break;  // keys past every row of the warp
       float s[2][4], dp[2][4];
-KILN_UNROLL
-      for (int nt = 0; nt < 2; ++nt)
-KILN_UNROLL
-        for (int e = 0; e < 4; ++e) s[nt][e] = dp[nt][e] = 0.0f;
-KILN_UNROLL
+      KILN_UNROLL
+      for (int nt = 0; nt < 2; ++nt) KILN_UNROLL
+      for (int e = 0; e < 4; ++e) s[nt][e] = dp[nt][e] = 0.0f;
+      KILN_UNROLL
       for (int kk = 0; kk < D / 16; ++kk) {
         uint32_t qa[4], da[4];
         load_a(qa, Qs, S, r0, 16 * kk, g, t);
         load_a(da, dOs, S, r0, 16 * kk, g, t);
-KILN_UNROLL
+        KILN_UNROLL
         for (int nt = 0; nt < 2; ++nt) {
           uint32_t b0, b1;
           load_b(b0, b1, Ks, S, kq + 8 * nt, 16 * kk, g, t);
@@ -495,21 +489,20 @@ KILN_UNROLL
         }
       }
       // dS = exp2(S2 - lse2) (dP - Delta) where live (j <= i, j < T).
-KILN_UNROLL
-      for (int nt = 0; nt < 2; ++nt)
-KILN_UNROLL
-        for (int e = 0; e < 4; ++e) {
-          const int j = j0 + kq + 8 * nt + 2 * t + (e & 1);
-          const bool upper = e >= 2;
-          const int i = upper ? row_b : row_a;
-          const bool live = j <= i && j < T;
-          const float p = live ? exp2f(s[nt][e] - (upper ? lse2_b : lse2_a)) : 0.0f;
-          dp[nt][e] = live ? p * (dp[nt][e] - (upper ? delta_b : delta_a)) : 0.0f;
-        }
+      KILN_UNROLL
+      for (int nt = 0; nt < 2; ++nt) KILN_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        const int j = j0 + kq + 8 * nt + 2 * t + (e & 1);
+        const bool upper = e >= 2;
+        const int i = upper ? row_b : row_a;
+        const bool live = j <= i && j < T;
+        const float p = live ? exp2f(s[nt][e] - (upper ? lse2_b : lse2_a)) : 0.0f;
+        dp[nt][e] = live ? p * (dp[nt][e] - (upper ? delta_b : delta_a)) : 0.0f;
+      }
       uint32_t sa[4];
       accumulators_to_a(sa, dp[0], dp[1]);
       // dQ[16, D] += dS[16, 16 keys] K[16 keys, D]
-KILN_UNROLL
+      KILN_UNROLL
       for (int nd = 0; nd < D / 8; ++nd) {
         uint32_t b0, b1;
         load_b(b0, b1, Kt, kStrideT, 8 * nd, kq, g, t);
@@ -517,7 +510,7 @@ KILN_UNROLL
       }
     }
   }
-KILN_UNROLL
+  KILN_UNROLL
   for (int nd = 0; nd < D / 8; ++nd) {
     const int d = 8 * nd + 2 * t;
     if (row_a < T)

@@ -88,11 +88,11 @@ __global__ void __launch_bounds__(kThreads)
   load_tile(Qs, D, seq + int64_t(h) * D, ld, i0, T, D, kLog2e / sqrtf(float(D)));
 
   float m[kRowsPerWarp], l[kRowsPerWarp], o[kRowsPerWarp][DPL];
-KILN_UNROLL
+  KILN_UNROLL
   for (int rr = 0; rr < kRowsPerWarp; ++rr) {
     m[rr] = -INFINITY;
     l[rr] = 0.0f;
-KILN_UNROLL
+    KILN_UNROLL
     for (int k = 0; k < DPL; ++k) o[rr][k] = 0.0f;
   }
   const int last = i0 + q_rows - 1;  // keys past the last query row are never seen
@@ -101,7 +101,7 @@ KILN_UNROLL
     load_tile(Ks, Dl, k_base, ld, j0, T, D, 1.0f);
     load_tile(Vs, D, v_base, ld, j0, T, D, 1.0f);
     __syncthreads();
-KILN_UNROLL
+    KILN_UNROLL
     for (int rr = 0; rr < kRowsPerWarp; ++rr) {
       const int r = warp * kRowsPerWarp + rr, i = i0 + r;
       if (r >= q_rows || j0 > i) continue;  // warp-uniform
@@ -121,13 +121,13 @@ KILN_UNROLL
       const float p = exp2f(s - m_new);
       l[rr] = l[rr] * alpha + p;  // per-lane partial sum, reduced at the end
       m[rr] = m_new;
-KILN_UNROLL
+      KILN_UNROLL
       for (int k = 0; k < DPL; ++k) o[rr][k] *= alpha;
       const int live = min(kTile, i - j0 + 1);  // keys j0 .. j0 + live - 1
       for (int jj = 0; jj < live; ++jj) {
         const float pj = __shfl_sync(kFullMask, p, jj);
         const float* v = Vs + jj * D;
-KILN_UNROLL
+        KILN_UNROLL
         for (int k = 0; k < DPL; ++k) {
           const int d = lane + kWarp * k;
           if (d < D) o[rr][k] += pj * v[d];
@@ -135,14 +135,14 @@ KILN_UNROLL
       }
     }
   }
-KILN_UNROLL
+  KILN_UNROLL
   for (int rr = 0; rr < kRowsPerWarp; ++rr) {
     const int r = warp * kRowsPerWarp + rr, i = i0 + r;
     if (r >= q_rows) continue;
     const float sum = warp_sum(l[rr]);
     float* dst = out + (int64_t(b) * T + i) * int64_t(H) * D + int64_t(h) * D;
     const float inv = 1.0f / sum;
-KILN_UNROLL
+    KILN_UNROLL
     for (int k = 0; k < DPL; ++k) {
       const int d = lane + kWarp * k;
       if (d < D) dst[d] = o[rr][k] * inv;
@@ -202,10 +202,9 @@ __global__ void __launch_bounds__(kThreads)
   load_tile(Vs, D, seq + int64_t(H + Hkv + kv) * D, ld, j0, T, D, 1.0f);
 
   float dk[kRowsPerWarp][DPL], dv[kRowsPerWarp][DPL];
-KILN_UNROLL
-  for (int rr = 0; rr < kRowsPerWarp; ++rr)
-KILN_UNROLL
-    for (int k = 0; k < DPL; ++k) dk[rr][k] = dv[rr][k] = 0.0f;
+  KILN_UNROLL
+  for (int rr = 0; rr < kRowsPerWarp; ++rr) KILN_UNROLL
+  for (int k = 0; k < DPL; ++k) dk[rr][k] = dv[rr][k] = 0.0f;
 
   for (int g = 0; g < group; ++g) {
     const int h = kv * group + g;
@@ -223,7 +222,7 @@ KILN_UNROLL
         deltas[threadIdx.x] = i < T ? delta_row[i] : 0.0f;
       }
       __syncthreads();
-KILN_UNROLL
+      KILN_UNROLL
       for (int rr = 0; rr < kRowsPerWarp; ++rr) {
         const int kr = warp * kRowsPerWarp + rr, j = j0 + kr;
         if (j >= T) continue;  // warp-uniform
@@ -249,7 +248,7 @@ KILN_UNROLL
           const float dsj = __shfl_sync(kFullMask, ds, jj);
           const float* dO = dOs + jj * Dl;
           const float* q = Qs + jj * Dl;
-KILN_UNROLL
+          KILN_UNROLL
           for (int k = 0; k < DPL; ++k) {
             const int d = lane + kWarp * k;
             if (d < D) {
@@ -261,12 +260,12 @@ KILN_UNROLL
       }
     }
   }
-KILN_UNROLL
+  KILN_UNROLL
   for (int rr = 0; rr < kRowsPerWarp; ++rr) {
     const int j = j0 + warp * kRowsPerWarp + rr;
     if (j >= T) continue;
     float* row = dqkv + (int64_t(b) * T + j) * ld;
-KILN_UNROLL
+    KILN_UNROLL
     for (int k = 0; k < DPL; ++k) {
       const int d = lane + kWarp * k;
       if (d < D) {
@@ -305,13 +304,13 @@ __global__ void __launch_bounds__(kThreads)
   load_tile(dOs, D, dout + int64_t(b) * T * ld_out + int64_t(h) * D, ld_out, i0, T, D, 1.0f);
 
   float dq[kRowsPerWarp][DPL], lse2[kRowsPerWarp], dlt[kRowsPerWarp];
-KILN_UNROLL
+  KILN_UNROLL
   for (int rr = 0; rr < kRowsPerWarp; ++rr) {
     const int i = i0 + warp * kRowsPerWarp + rr;
     const bool ok = i < T;
     lse2[rr] = ok ? lse[(int64_t(b) * H + h) * T + i] * kLog2e : 0.0f;
     dlt[rr] = ok ? delta[(int64_t(b) * H + h) * T + i] : 0.0f;
-KILN_UNROLL
+    KILN_UNROLL
     for (int k = 0; k < DPL; ++k) dq[rr][k] = 0.0f;
   }
   const int last = i0 + q_rows - 1;
@@ -320,7 +319,7 @@ KILN_UNROLL
     load_tile(Ks, Dl, k_base, ld, j0, T, D, 1.0f);
     load_tile(Vs, Dl, v_base, ld, j0, T, D, 1.0f);
     __syncthreads();
-KILN_UNROLL
+    KILN_UNROLL
     for (int rr = 0; rr < kRowsPerWarp; ++rr) {
       const int r = warp * kRowsPerWarp + rr, i = i0 + r;
       if (r >= q_rows || j0 > i) continue;  // warp-uniform
@@ -342,7 +341,7 @@ KILN_UNROLL
       for (int jj = 0; jj < live; ++jj) {
         const float dsj = __shfl_sync(kFullMask, ds, jj);
         const float* k = Ks + jj * Dl;
-KILN_UNROLL
+        KILN_UNROLL
         for (int kk = 0; kk < DPL; ++kk) {
           const int d = lane + kWarp * kk;
           if (d < D) dq[rr][kk] += dsj * k[d];
@@ -350,12 +349,12 @@ KILN_UNROLL
       }
     }
   }
-KILN_UNROLL
+  KILN_UNROLL
   for (int rr = 0; rr < kRowsPerWarp; ++rr) {
     const int i = i0 + warp * kRowsPerWarp + rr;
     if (i >= T) continue;
     float* row = dqkv + (int64_t(b) * T + i) * ld + int64_t(h) * D;
-KILN_UNROLL
+    KILN_UNROLL
     for (int k = 0; k < DPL; ++k) {
       const int d = lane + kWarp * k;
       if (d < D) row[d] = dq[rr][k] * scale;  // dQ = scale dS K

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "backend/cuda/classifier_kernels.cuh"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_common.cuh"
@@ -28,6 +29,7 @@ namespace kiln {
 namespace {
 
 using namespace kiln::cuda;
+using namespace kiln::classifier_kernels;
 
 constexpr int64_t kLogitsBudget = int64_t(512) << 20;  // bytes of fp32 logits per chunk
 constexpr int kRowThreads = 512;
@@ -44,84 +46,6 @@ int64_t chunk_rows(int64_t V) {
   if (rows < 1) rows = 1;
   if (rows >= 64) rows = rows / 64 * 64;  // GEMM-friendly M
   return rows;
-}
-
-// One (max, sum) pair of an online softmax: sum = sum_j exp(l_j - max).
-struct MaxSum {
-  float max;
-  double sum;
-};
-
-__device__ __forceinline__ MaxSum combine(MaxSum a, MaxSum b) {
-  if (a.max == -INFINITY) return b;
-  if (b.max == -INFINITY) return a;
-  const float m = fmaxf(a.max, b.max);
-  return {m, a.sum * double(expf(a.max - m)) + b.sum * double(expf(b.max - m))};
-}
-
-// One block per row of the chunk (block-stride over rows). `logits` [rows, V] fp32 is
-// rewritten in place with dlogits when dlogits_f32 is the same buffer; with bf16
-// compute, dlogits go to the separate bf16 buffer.
-__global__ void cross_entropy_rows_kernel(float* losses, float* logits, void* dlogits,
-                                          bool dlogits_bf16, bool backward, const int32_t* targets,
-                                          int64_t rows, int V, float dloss) {
-  __shared__ float shared_max[kWarp];
-  __shared__ double shared_sum[kWarp];
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  const int n_warps = blockDim.x / kWarp;
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    float* row = logits + r * V;
-    const int32_t target = targets[r];
-    if (target < 0) {  // no target: loss 0, no gradient
-      if (threadIdx.x == 0) losses[r] = 0.0f;
-      if (backward)
-        for (int j = threadIdx.x; j < V; j += blockDim.x)
-          store_as(dlogits, dlogits_bf16, r * V + j, 0.0f);
-      continue;
-    }
-    // Pass 1: the row's max and sum of exponentials, online per thread.
-    MaxSum acc{-INFINITY, 0.0};
-    for (int j = threadIdx.x; j < V; j += blockDim.x) {
-      const float l = row[j];
-      if (l > acc.max) {
-        acc.sum = acc.sum * double(expf(acc.max - l)) + 1.0;  // exp(-inf) = 0 on the first
-        acc.max = l;
-      } else {
-        acc.sum += double(expf(l - acc.max));
-      }
-    }
-    // Combine across the warp, then across warps, in a fixed order.
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-      MaxSum other{__shfl_xor_sync(kFullMask, acc.max, offset),
-                   __shfl_xor_sync(kFullMask, acc.sum, offset)};
-      acc = combine(acc, other);
-    }
-    if (lane == 0) {
-      shared_max[warp] = acc.max;
-      shared_sum[warp] = acc.sum;
-    }
-    __syncthreads();
-    MaxSum total{-INFINITY, 0.0};
-    for (int w = 0; w < n_warps; ++w) total = combine(total, MaxSum{shared_max[w], shared_sum[w]});
-    const bool bad_target = target >= V;
-    const float logit_target = bad_target ? 0.0f : row[target];
-    if (threadIdx.x == 0)
-      losses[r] = bad_target ? __int_as_float(0x7fc00000)
-                             : float(double(total.max) + log(total.sum) - double(logit_target));
-    __syncthreads();  // everyone has read row[target] and the shared sums
-    if (backward) {
-      // dlogits = exp(l - m) * (dloss / s) - onehot * dloss
-      const float scale =
-          bad_target ? __int_as_float(0x7fc00000) : float(double(dloss) / total.sum);
-      for (int j = threadIdx.x; j < V; j += blockDim.x) {
-        float d = expf(row[j] - total.max) * scale;
-        if (j == target) d -= dloss;
-        store_as(dlogits, dlogits_bf16, r * V + j, d);
-      }
-    }
-    __syncthreads();  // the row's in-place dlogits are complete before the next row's reads
-  }
 }
 
 }  // namespace

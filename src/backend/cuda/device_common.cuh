@@ -57,13 +57,13 @@ __device__ __forceinline__ void store_as(void* out, bool bf16, int64_t i, float 
 // order on every run.
 template <typename T>
 __device__ __forceinline__ T warp_sum(T v) {
-KILN_UNROLL
+  KILN_UNROLL
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(kFullMask, v, offset);
   return v;
 }
 
 __device__ __forceinline__ float warp_max(float v) {
-KILN_UNROLL
+  KILN_UNROLL
   for (int offset = 16; offset > 0; offset >>= 1)
     v = fmaxf(v, __shfl_xor_sync(kFullMask, v, offset));
   return v;
