@@ -3,18 +3,21 @@
 // one stream with no host synchronisation inside an op (only download() and
 // synchronize() wait). Semantics of every op are those of backend.h, exactly.
 //
-// The op implementations live one family per file:
-//   cuda_backend.cpp      construction, memory, scratch, cuda_available, name
-//   cuda_graph.cpp        CUDA graph capture / replay, staged inputs
-//   gemm_cublaslt.cpp     matmul (plan cache)
-//   elementwise.cu        cast, add, embedding forward, RoPE, SwiGLU
-//   embedding_backward.cu deterministic sort-based embedding gradient
-//   rmsnorm.cu            fused RMSNorm forward / backward
-//   optimizer.cu          global_norm, fused AdamW
-//   classifier.cu         fused, chunked classifier + cross-entropy
-//   attention.cu          op entry points and kernel choice
-//   attention_simt.cu     fp32 flash attention, any head_dim <= 256
-//   attention_mma.cu      bf16 tensor-core flash attention, head_dim 64 and 128
+// The op implementations live one family per file; each .cu file holds the op entry
+// points and launch configurations, its *_kernels.cuh header the kernels (device code
+// only, which tests/test_cuda_kernels_emulated.cpp also runs on the CPU):
+//   cuda_backend.cpp       construction, memory, scratch, cuda_available, name, RoPE tables
+//   cuda_graph.cpp         CUDA graph capture / replay, staged inputs
+//   gemm_cublaslt.cpp      matmul (cuBLASLt plan cache; cublasGemmEx fallback)
+//   elementwise.cu         cast, add, embedding forward, RoPE, SwiGLU
+//   embedding_backward.cu  deterministic sort-based embedding gradient (CUB radix sort)
+//   rmsnorm.cu             fused RMSNorm forward / backward
+//   optimizer.cu           global_norm, fused AdamW
+//   classifier.cu          fused, chunked classifier + cross-entropy
+//   attention.cu           attention op entry points and kernel choice
+//   attention_simt.cu      fp32 flash attention, any head_dim <= 256
+//   attention_mma.cu       bf16 tensor-core flash attention, head_dim 64 and 128
+//   cuda_factory.cpp       make_cuda_backend() (backend/cuda_factory.h)
 //
 // Graph capture. A training step whose every op runs on this backend can be
 // recorded once and replayed (begin_capture / end_capture / replay). What a captured
