@@ -2,7 +2,8 @@
 // RoPE, SwiGLU, cast, add, embedding, cross-entropy rows, grad norm, AdamW) run on
 // the CPU through tests/cuda_emulation.h and are checked against the fp64 oracle
 // with the tolerances the GPU op harness uses (tests/test_cuda_ops.cpp). Grids are
-// kept to a few blocks so every grid-stride and block-stride loop goes round. What this proves
+// kept to a few blocks so every grid-stride and block-stride loop goes round. Also:
+// the row-major -> column-major mapping handed to cuBLAS (gemm_layout.h). What this proves
 // without a GPU: the index arithmetic, tiling, causal masks, GQA head mapping, online softmax,
 // fragment layouts and shared memory use of the very kernel source the GPU runs. What it cannot:
 // timing, real memory-model races (threads here are far more ordered than warps), compiler or
@@ -20,6 +21,7 @@
 #include <limits>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -28,6 +30,7 @@
 #include "backend/cuda/classifier_kernels.cuh"
 #include "backend/cuda/elementwise_kernels.cuh"
 #include "backend/cuda/embedding_kernels.cuh"
+#include "backend/cuda/gemm_layout.h"
 #include "backend/cuda/optimizer_kernels.cuh"
 #include "backend/cuda/rmsnorm_kernels.cuh"
 #include "core/rng.h"
@@ -425,4 +428,39 @@ TEST(CudaKernelsEmulated, EmbeddingBackwardRuns) {
   CpuBackend cpu;
   cpu.embedding_backward(want.data(), tokens.data(), dout.data(), N, C);
   EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * 4), 0);
+}
+
+// The operands and dimensions gemm_cublaslt.cpp hands to cuBLAS, evaluated with
+// cuBLAS's column-major semantics written out in loops, give Kiln's row-major product.
+TEST(CudaKernelsEmulated, CublasLayoutMapping) {
+  for (auto [M, N, K] :
+       {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {3, 5, 7}, {7, 2, 1}, {4, 9, 6}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        SCOPED_TRACE("M=" + std::to_string(M) + " N=" + std::to_string(N) +
+                     " K=" + std::to_string(K) + (ta ? " At" : "") + (tb ? " Bt" : ""));
+        const Vec A = ref::random_vector(M * K, 1), B = ref::random_vector(K * N, 2);
+        Vec want;
+        ref::matmul(want, A, B, M, N, K, ta, tb, false);
+        const ColumnMajorGemm g = column_major_gemm(M, N, K, ta, tb);
+        // op(X) is m x k (first) / k x n (second): the stored shape must agree.
+        auto check_shape = [](const ColumnMajorOperand& x, int64_t op_rows, int64_t op_cols) {
+          EXPECT_EQ(x.transpose ? x.cols : x.rows, op_rows);
+          EXPECT_EQ(x.transpose ? x.rows : x.cols, op_cols);
+          EXPECT_GE(x.ld, x.rows);
+        };
+        check_shape(g.first, g.m, g.k);
+        check_shape(g.second, g.k, g.n);
+        auto at = [](const Vec& x, const ColumnMajorOperand& o, int64_t i, int64_t j) {
+          return o.transpose ? x[size_t(j + i * o.ld)] : x[size_t(i + j * o.ld)];
+        };
+        Vec C(size_t(M * N), NAN);
+        for (int64_t i = 0; i < g.m; ++i)
+          for (int64_t j = 0; j < g.n; ++j) {
+            double sum = 0;
+            for (int64_t p = 0; p < g.k; ++p) sum += at(B, g.first, i, p) * at(A, g.second, p, j);
+            C[size_t(i + j * g.ldc)] = sum;
+          }
+        for (size_t i = 0; i < C.size(); ++i) ASSERT_NEAR(C[i], want[i], 1e-12) << i;
+      }
 }

@@ -1,17 +1,6 @@
 // CUDA GEMM through cuBLASLt, one cached plan per shape.
 //
-// Row-major to column-major: cuBLAS is column-major, and a row-major [R, S] matrix
-// is the column-major [S, R] matrix of its transpose. So Kiln's row-major
-//   C[M, N] = op(A)[M, K] op(B)[K, N]
-// is cuBLAS's column-major
-//   C^T[N, M] = op(B)^T[N, K] op(A)^T[K, M],
-// i.e. the operands swap places (cuBLAS "A" is Kiln's B, cuBLAS "B" is Kiln's A) and
-// keep their transpose flags:
-//   Kiln B [K, N] (no trans_b) is column-major [N, K]: op N, rows N, cols K, ld N
-//   Kiln B [N, K] (trans_b)    is column-major [K, N]: op T, rows K, cols N, ld K
-//   Kiln A [M, K] (no trans_a) is column-major [K, M]: op N, rows K, cols M, ld K
-//   Kiln A [K, M] (trans_a)    is column-major [M, K]: op T, rows M, cols K, ld M
-//   C [M, N]                   is column-major [N, M]:        rows N, cols M, ld N
+// Row-major to column-major: see gemm_layout.h (cuBLAS's first operand is Kiln's B).
 //
 // A plan (matmul descriptor, three layouts and the algorithm cuBLASLt's heuristic
 // picks) is built once per (M, N, K, transposes, dtype, accumulate, pointer
@@ -31,6 +20,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemm_layout.h"
 #include "core/error.h"
 
 namespace kiln {
@@ -131,22 +121,23 @@ const Plan& CudaGemmCache::get(const PlanKey& key) {
   auto found = plans.find(key);
   if (found != plans.end()) return found->second;
 
-  const bool trans_a = key.flags & 1, trans_b = key.flags & 2;
+  const ColumnMajorGemm g =
+      column_major_gemm(key.M, key.N, key.K, (key.flags & 1) != 0, (key.flags & 2) != 0);
   const cudaDataType_t operand = (key.flags & 8) ? CUDA_R_16BF : CUDA_R_32F;
-  const uint64_t M = uint64_t(key.M), N = uint64_t(key.N), K = uint64_t(key.K);
   Plan plan;
-  const cublasOperation_t op_a = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS A = Kiln B
-  const cublasOperation_t op_b = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLAS B = Kiln A
+  const cublasOperation_t op_a = g.first.transpose ? CUBLAS_OP_T : CUBLAS_OP_N;   // Kiln's B
+  const cublasOperation_t op_b = g.second.transpose ? CUBLAS_OP_T : CUBLAS_OP_N;  // Kiln's A
   KILN_BLAS(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   KILN_BLAS(
       cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
   KILN_BLAS(
       cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
-  KILN_BLAS(trans_b ? cublasLtMatrixLayoutCreate(&plan.layout_a, operand, K, N, int64_t(K))
-                    : cublasLtMatrixLayoutCreate(&plan.layout_a, operand, N, K, int64_t(N)));
-  KILN_BLAS(trans_a ? cublasLtMatrixLayoutCreate(&plan.layout_b, operand, M, K, int64_t(M))
-                    : cublasLtMatrixLayoutCreate(&plan.layout_b, operand, K, M, int64_t(K)));
-  KILN_BLAS(cublasLtMatrixLayoutCreate(&plan.layout_c, CUDA_R_32F, N, M, int64_t(N)));
+  KILN_BLAS(cublasLtMatrixLayoutCreate(&plan.layout_a, operand, uint64_t(g.first.rows),
+                                       uint64_t(g.first.cols), g.first.ld));
+  KILN_BLAS(cublasLtMatrixLayoutCreate(&plan.layout_b, operand, uint64_t(g.second.rows),
+                                       uint64_t(g.second.cols), g.second.ld));
+  KILN_BLAS(
+      cublasLtMatrixLayoutCreate(&plan.layout_c, CUDA_R_32F, uint64_t(g.m), uint64_t(g.n), g.ldc));
 
   cublasLtMatmulPreference_t pref = nullptr;
   KILN_BLAS(cublasLtMatmulPreferenceCreate(&pref));
@@ -212,10 +203,11 @@ void CudaBackend::matmul(float* C, const void* A, const void* B, DType dtype, in
     return;
   }
   const cudaDataType_t operand = dtype == DType::bf16 ? CUDA_R_16BF : CUDA_R_32F;
-  KILN_BLAS(cublasGemmEx_64(cache.blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                            trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, operand,
-                            trans_b ? K : N, A, operand, trans_a ? M : K, &beta, C, CUDA_R_32F, N,
-                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  const ColumnMajorGemm g = column_major_gemm(M, N, K, trans_a, trans_b);
+  KILN_BLAS(cublasGemmEx_64(cache.blas, g.first.transpose ? CUBLAS_OP_T : CUBLAS_OP_N,
+                            g.second.transpose ? CUBLAS_OP_T : CUBLAS_OP_N, g.m, g.n, g.k, &alpha,
+                            B, operand, g.first.ld, A, operand, g.second.ld, &beta, C, CUDA_R_32F,
+                            g.ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 }  // namespace kiln
