@@ -12,17 +12,19 @@
 #   2. device:  run(command="bash scripts/gpu-check.sh run", carry=["build-gpu/carry"],
 #                   timeout_s=600)
 #               unpacks, then in order, each phase with its own time cap inside a total
-#               budget (KILN_GPU_BUDGET_S, default 560 s):
+#               budget (KILN_GPU_BUDGET_S, default 560 s; a phase that would start past it
+#               is skipped and named in the summary):
 #                 info      nvidia-smi, the toolkit, the libraries found
-#                 tests     build-gpu/tests/test_cuda_ops (every CUDA op vs the oracle, the
-#                           whole model step, graph replay)
+#                 tests     build-gpu/tests/test_cuda_ops with KILN_REQUIRE_CUDA=1 (every
+#                           CUDA op vs the oracle, the whole model step, graph replay; a
+#                           missing device fails instead of skipping)
+#                 memcheck  compute-sanitizer --tool memcheck on test_cuda_ops
 #                 bench     kiln bench --device cuda: stories110M T=256 B=64,128,256 and
 #                           configs/qwen2.5-0.5b.json T=512 B=16,32 (falls back to
 #                           kiln_kernel_bench's BM_CudaStep when --device cuda is not wired)
 #                 peer      bench/peer_pytorch.py --device cuda --compile --bf16 on
 #                           stories110M B=256 and qwen2.5-0.5b B=32 (the targets)
-#                 kernels   kiln_kernel_bench --benchmark_filter=Cuda (GEMM, attention)
-#                 memcheck  compute-sanitizer --tool memcheck on test_cuda_ops
+#                 kernels   kiln_kernel_bench --benchmark_filter='BM_CudaMatmul|BM_CudaAttention'
 #               Run a subset with e.g. `bash scripts/gpu-check.sh run tests memcheck`.
 #               Logs go to $OUT (at most 8 files): gpu-check.log (everything),
 #               tests.log, memcheck.log, bench.txt, peer.jsonl, kernels.log, summary.txt.
@@ -214,7 +216,7 @@ run_all() {
   mkdir -p "$OUT"
   : >"$SUMMARY"
   local phases=("$@")
-  (( ${#phases[@]} == 0 )) && phases=(tests bench peer kernels memcheck)
+  (( ${#phases[@]} == 0 )) && phases=(tests memcheck bench peer kernels)
   setup_binaries || { cp "$SUMMARY" /dev/stdout; return 1; }
   phase_info
   for p in "${phases[@]}"; do "phase_$p"; done
