@@ -210,8 +210,18 @@ LoadedCheckpoint read_checkpoint(const std::string& dir) {
   const std::string config_path = join(dir, kConfigFile);
   ck.config = config_from_json(read_json_file(config_path, "model config"), config_path);
   const ParamLayout layout(ck.config);
+  // config.json alone must not make us allocate: every parameter takes at
+  // least 2 bytes in model.safetensors (BF16/F16), so a config that promises
+  // more parameters than that file can hold is refused before the allocation.
+  const std::string model_path = join(dir, kModelFile);
+  const uint64_t model_bytes = file_size(model_path);
+  if (uint64_t(layout.total()) > model_bytes / 2)
+    fail_input(model_path, "model.safetensors is too small for the model in config.json",
+               "at least " + std::to_string(uint64_t(layout.total()) * 2) + " bytes for " +
+                   std::to_string(layout.total()) + " parameters",
+               std::to_string(model_bytes) + " bytes");
   ck.params.assign(size_t(layout.total()), 0.0f);
-  load_model_safetensors(join(dir, kModelFile), ck.config, layout, ck.params.data());
+  load_model_safetensors(model_path, ck.config, layout, ck.params.data());
   if (state["files"].contains(kOptimizerFile))
     load_moments(join(dir, kOptimizerFile), layout, &ck.m, &ck.v);
   state.erase("files");

@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -74,7 +75,9 @@ FileDigest digest_file(const std::string& path) {
   if (!state) fail_runtime(path, "out of memory for the xxHash64 state");
   std::unique_ptr<XXH64_state_t, decltype(&XXH64_freeState)> guard(state, XXH64_freeState);
   XXH64_reset(state, 0);
-  std::vector<char> chunk(size_t(1) << 20);
+  // At most 1 MiB at a time, but no more than the file: small files (every
+  // JSON of a checkpoint) should not pay for zeroing a megabyte.
+  std::vector<char> chunk(size_t(std::min<uint64_t>(file.size(), uint64_t(1) << 20)));
   for (uint64_t offset = 0; offset < file.size();) {
     const size_t n = size_t(std::min<uint64_t>(chunk.size(), file.size() - offset));
     file.read_at(offset, chunk.data(), n);

@@ -227,7 +227,7 @@ void SafetensorsReader::read_f32(const std::string& name, float* out, int64_t co
                "F32, BF16 or F16", e->dtype);
   // 16-bit elements: read in chunks and widen into `out`.
   const bool is_bf16 = e->dtype == "BF16";
-  std::vector<uint16_t> chunk(size_t(1) << 18);
+  std::vector<uint16_t> chunk(size_t(std::min<int64_t>(count, int64_t(1) << 18)));
   for (int64_t i = 0; i < count;) {
     const int64_t n = std::min<int64_t>(int64_t(chunk.size()), count - i);
     file_.read_at(data_start_ + e->begin + uint64_t(i) * 2, chunk.data(), size_t(n) * 2);

@@ -43,15 +43,50 @@ void require(bool ok, const std::string& where, const std::string& field, const 
   if (!ok) fail_input(where, field + " " + what, expected, got);
 }
 
+// An int field must hold an integer that fits: nlohmann's get<int>() would
+// wrap 4294967304 to 8 and turn 1e30 into undefined behaviour. A float with an
+// integral value (8.0, as some exporters write) is accepted.
+int read_int(const nlohmann::json& v, const std::string& where, const char* key) {
+  const auto bad = [&] {
+    fail_input(where, std::string("field ") + key + " must be an integer that fits in 32 bits",
+               "an integer in [-2147483648, 2147483647]", v.dump());
+  };
+  if (v.is_number_unsigned()) {
+    if (v.get<uint64_t>() > uint64_t(INT32_MAX)) bad();
+    return int(v.get<uint64_t>());
+  }
+  if (v.is_number_integer()) {
+    const int64_t x = v.get<int64_t>();
+    if (x < INT32_MIN || x > INT32_MAX) bad();
+    return int(x);
+  }
+  if (v.is_number_float()) {
+    const double x = v.get<double>();
+    if (!(x >= double(INT32_MIN) && x <= double(INT32_MAX)) || x != std::floor(x)) bad();
+    return int(x);
+  }
+  bad();
+  return 0;
+}
+
 template <typename T>
 void read_field(const nlohmann::json& j, const std::string& where, const char* key, T* out) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return;
-  try {
-    *out = it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail_input(where, std::string("field ") + key + " has the wrong type",
-               std::is_same_v<T, bool> ? "a boolean" : "a number", it->dump());
+  if constexpr (std::is_same_v<T, int>) {
+    *out = read_int(*it, where, key);
+  } else {
+    const char* expected = std::is_same_v<T, bool>          ? "a boolean"
+                           : std::is_same_v<T, std::string> ? "a string"
+                                                            : "a number";
+    // get<double>() would also take true/false as 1/0; a double field wants a number.
+    if (std::is_same_v<T, double> && !it->is_number())
+      fail_input(where, std::string("field ") + key + " has the wrong type", expected, it->dump());
+    try {
+      *out = it->get<T>();
+    } catch (const nlohmann::json::exception&) {
+      fail_input(where, std::string("field ") + key + " has the wrong type", expected, it->dump());
+    }
   }
 }
 

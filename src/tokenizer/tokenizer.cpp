@@ -5,6 +5,7 @@
 
 #include <xxhash.h>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -109,8 +110,19 @@ void Tokenizer::set_vocabulary(std::vector<std::string> pieces, std::vector<floa
   unk_id_ = unk;
   bos_id_ = bos;
   eos_id_ = eos;
+  // Byte fallback needs every one of the 256 byte values: count distinct values,
+  // not byte pieces, so a file that repeats <0x41> and lacks <0x42> cannot
+  // pass for complete (encode would then emit no id, -1, for byte 0x42).
+  std::array<bool, 256> seen{};
   byte_pieces_ = 0;
-  for (PieceKind k : kinds_) byte_pieces_ += k == PieceKind::byte;
+  for (size_t id = 0; id < kinds_.size(); ++id) {
+    if (kinds_[id] != PieceKind::byte) continue;
+    const int value = byte_piece_value(pieces_[id]);
+    if (value >= 0 && !seen[size_t(value)]) {
+      seen[size_t(value)] = true;
+      ++byte_pieces_;
+    }
+  }
 }
 
 void Tokenizer::check_ids(std::span<const int32_t> ids) const {
