@@ -14,7 +14,7 @@ ROOT=$PWD
 BUILD=${BUILD_ASAN:-build-asan}
 JOBS=${JOBS:-$(nproc)}
 
-cmake -S . -B "$BUILD" -DKILN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_BENCH=OFF \
+cmake -S . -B "$BUILD" -DKILN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_BENCH=OFF -DKILN_CUDA=OFF \
   >/dev/null
 cmake --build "$BUILD" -j "$JOBS"
 

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "model/config.h"
 #include "model/param_layout.h"
+#include "run_kiln.h"
 
 using namespace kiln;
 
@@ -88,4 +89,28 @@ TEST(ParamLayout, InitIsSeededAndScaled) {
   EXPECT_NEAR(stddev("model.embed_tokens.weight"), 0.02, 0.002);
   EXPECT_NEAR(stddev("model.layers.0.mlp.down_proj.weight"), 0.02 / std::sqrt(10.0), 0.001);
   EXPECT_EQ(a[layout.find("model.norm.weight")->offset], 1.0f);
+}
+
+// Through the CLI: an invalid config file is exit code 2 with the field named.
+TEST(Config, CliRejectsInvalidConfigWithExitTwo) {
+  const std::string dir = kiln::test::scratch_dir("config_cli");
+  struct Case {
+    std::string json, field;
+  };
+  const std::vector<Case> cases = {
+      {R"({"dim": 64, "n_layers": 2, "n_heads": 8, "n_kv_heads": 3, "hidden_dim": 100, "vocab_size": 50, "max_seq_len": 16})", "n_kv_heads"},
+      {R"({"dim": 64, "n_layers": 0, "n_heads": 8, "hidden_dim": 100, "vocab_size": 50, "max_seq_len": 16})", "n_layers"},
+      {R"({"dim": 64, "n_layers": 2, "n_heads": 8, "hidden_dim": 100, "vocab_size": -5, "max_seq_len": 16})", "vocab_size"},
+      {R"({"dim": 64, "n_layers": 2, "n_heads": 8, "hidden_dim": 100, "vocab_size": 50, "max_seq_len": 16, "norm_eps": -1})", "norm_eps"},
+      {R"({"dim": 60, "n_layers": 2, "n_heads": 8, "hidden_dim": 100, "vocab_size": 50, "max_seq_len": 16})", "dim"},
+      {R"({"dim": "wide"})", "dim"},
+      {R"(not json)", "JSON"},
+  };
+  for (const auto& c : cases) {
+    kiln::test::write_text_file(dir + "/bad.json", c.json);
+    auto r = kiln::test::run_kiln({"bench", "--model", dir + "/bad.json", "--steps", "1"}, dir);
+    EXPECT_EQ(r.code, 2) << c.json << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.field), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("bad.json"), std::string::npos) << r.err;
+  }
 }

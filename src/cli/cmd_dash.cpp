@@ -19,8 +19,10 @@ size_t words_after_double_dash() {
   std::vector<std::string> argv;
   std::string word;
   for (char c : all) {
-    if (c == '\0') argv.push_back(word), word.clear();
-    else word += c;
+    if (c == '\0')
+      argv.push_back(word), word.clear();
+    else
+      word += c;
   }
   size_t i = 1;
   while (i < argv.size() && argv[i] != "dash") ++i;
@@ -30,7 +32,8 @@ size_t words_after_double_dash() {
 }
 
 bool parse_size(const std::string& text, int* w, int* h) {
-  return std::sscanf(text.c_str(), "%dx%d", w, h) == 2 && *w > 0 && *h > 0 && *w <= 1000 && *h <= 500;
+  return std::sscanf(text.c_str(), "%dx%d", w, h) == 2 && *w > 0 && *h > 0 && *w <= 1000 &&
+         *h <= 500;
 }
 
 struct DashArgs {
@@ -40,20 +43,26 @@ struct DashArgs {
 };
 
 RegisterCommand dash_command(
-    {"dash", "Live terminal dashboard of one or more runs (kiln dash RUN_DIR... or kiln dash -- kiln train ...)",
+    {"dash",
+     "Live terminal dashboard of one or more runs (kiln dash RUN_DIR... or kiln dash -- kiln train "
+     "...)",
      [](CLI::App& sub) -> std::function<int()> {
        auto a = std::make_shared<DashArgs>();
        // A bounded list plus a second (always empty) list keeps CLI11 in
        // positional mode after "--", so the trainer's flags are not parsed as ours.
-       sub.add_option("runs", a->words, "Run directories (or metrics.jsonl files) to watch")->expected(0, 1 << 20);
+       sub.add_option("runs", a->words, "Run directories (or metrics.jsonl files) to watch")
+           ->expected(0, 1 << 20);
        sub.add_option("command", a->unused, "-- then a command that trains (its --out is watched)");
        sub.add_flag("--log-x", a->log_x, "Loss plot against log(step) (the l key toggles it)");
-       sub.add_flag("--ascii", a->ascii, "ASCII plot and frames (default when the locale is not UTF-8)");
-       sub.add_flag("--unicode", a->unicode, "Braille plot and line frames even when the locale does not say UTF-8");
+       sub.add_flag("--ascii", a->ascii,
+                    "ASCII plot and frames (default when the locale is not UTF-8)");
+       sub.add_flag("--unicode", a->unicode,
+                    "Braille plot and line frames even when the locale does not say UTF-8");
        sub.add_flag("--once", a->once, "Print one frame as plain text and exit (scripts, tests)");
        sub.add_option("--size", a->size, "Frame size for --once, COLSxROWS");
        sub.footer(
-           "Keys: q quits (a training the dashboard started is stopped with SIGINT: it checkpoints and\n"
+           "Keys: q quits (a training the dashboard started is stopped with SIGINT: it checkpoints "
+           "and\n"
            "prints its report), l toggles log-x, Tab/n shows the next run's numbers, r repaints.");
        return [a]() {
          DashSessionOptions o;

@@ -26,10 +26,12 @@ int glyph_width(char32_t c) {
   // The wide ranges of Unicode's East Asian Width table that matter in
   // practice (Hangul, CJK, fullwidth forms, emoji); combining marks are rare
   // in samples and counted as 1, which at worst shifts that one line.
-  if ((c >= 0x1100 && c <= 0x115F) || (c >= 0x2E80 && c <= 0x303E) || (c >= 0x3041 && c <= 0xA4CF) ||
-      (c >= 0xAC00 && c <= 0xD7A3) || (c >= 0xF900 && c <= 0xFAFF) || (c >= 0xFE30 && c <= 0xFE4F) ||
-      (c >= 0xFF00 && c <= 0xFF60) || (c >= 0xFFE0 && c <= 0xFFE6) || (c >= 0x1F300 && c <= 0x1F64F) ||
-      (c >= 0x1F900 && c <= 0x1F9FF) || (c >= 0x20000 && c <= 0x3FFFD))
+  if ((c >= 0x1100 && c <= 0x115F) || (c >= 0x2E80 && c <= 0x303E) ||
+      (c >= 0x3041 && c <= 0xA4CF) || (c >= 0xAC00 && c <= 0xD7A3) ||
+      (c >= 0xF900 && c <= 0xFAFF) || (c >= 0xFE30 && c <= 0xFE4F) ||
+      (c >= 0xFF00 && c <= 0xFF60) || (c >= 0xFFE0 && c <= 0xFFE6) ||
+      (c >= 0x1F300 && c <= 0x1F64F) || (c >= 0x1F900 && c <= 0x1F9FF) ||
+      (c >= 0x20000 && c <= 0x3FFFD))
     return 2;
   return 1;
 }
@@ -93,13 +95,16 @@ void CellBuffer::fill(int x, int y, int w, int h, char32_t ch, uint8_t fg, uint8
     for (int c = x; c < x + w; ++c) set(c, r, ch, fg, attr);
 }
 
-void CellBuffer::box(int x, int y, int w, int h, std::string_view title, uint8_t color, bool unicode) {
+void CellBuffer::box(int x, int y, int w, int h, std::string_view title, uint8_t color,
+                     bool unicode) {
   if (w < 2 || h < 2) return;
   const char32_t horizontal = unicode ? U'─' : U'-', vertical = unicode ? U'│' : U'|';
   const char32_t tl = unicode ? U'╭' : U'+', tr = unicode ? U'╮' : U'+';
   const char32_t bl = unicode ? U'╰' : U'+', br = unicode ? U'╯' : U'+';
-  for (int c = x + 1; c < x + w - 1; ++c) set(c, y, horizontal, color), set(c, y + h - 1, horizontal, color);
-  for (int r = y + 1; r < y + h - 1; ++r) set(x, r, vertical, color), set(x + w - 1, r, vertical, color);
+  for (int c = x + 1; c < x + w - 1; ++c)
+    set(c, y, horizontal, color), set(c, y + h - 1, horizontal, color);
+  for (int r = y + 1; r < y + h - 1; ++r)
+    set(x, r, vertical, color), set(x + w - 1, r, vertical, color);
   set(x, y, tl, color), set(x + w - 1, y, tr, color);
   set(x, y + h - 1, bl, color), set(x + w - 1, y + h - 1, br, color);
   if (!title.empty() && w > 6) {

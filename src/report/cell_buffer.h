@@ -12,9 +12,21 @@ namespace kiln {
 
 enum Color : uint8_t {
   kDefault = 0,
-  kRed = 1, kGreen, kYellow, kBlue, kMagenta, kCyan, kWhite,  // ANSI 31..37
+  kRed = 1,
+  kGreen,
+  kYellow,
+  kBlue,
+  kMagenta,
+  kCyan,
+  kWhite,     // ANSI 31..37
   kGrey = 8,  // bright black
-  kBrightRed, kBrightGreen, kBrightYellow, kBrightBlue, kBrightMagenta, kBrightCyan, kBrightWhite
+  kBrightRed,
+  kBrightGreen,
+  kBrightYellow,
+  kBrightBlue,
+  kBrightMagenta,
+  kBrightCyan,
+  kBrightWhite
 };
 enum Attr : uint8_t { kNormal = 0, kBold = 1, kInverse = 2 };
 

@@ -32,12 +32,23 @@ std::string html_escape(const std::string& text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -47,12 +58,15 @@ std::string svg_chart(const ChartSpec& spec, int W, int H, const std::string& id
   Axis xa, ya;
   chart_axes(spec, &xa, &ya);
   const Frame f{64, 34, W - 64.0 - 18, H - 34.0 - 46};
-  std::string s = "<svg class=\"chart\" viewBox=\"0 0 " + std::to_string(W) + " " + std::to_string(H) +
-                  "\" width=\"" + std::to_string(W) + "\" height=\"" + std::to_string(H) + "\" role=\"img\" aria-label=\"" +
-                  html_escape(spec.title) + "\">\n";
+  std::string s = "<svg class=\"chart\" viewBox=\"0 0 " + std::to_string(W) + " " +
+                  std::to_string(H) + "\" width=\"" + std::to_string(W) + "\" height=\"" +
+                  std::to_string(H) + "\" role=\"img\" aria-label=\"" + html_escape(spec.title) +
+                  "\">\n";
   s += "<title>" + html_escape(spec.title) + "</title>\n";
-  s += "<rect width=\"" + std::to_string(W) + "\" height=\"" + std::to_string(H) + "\" fill=\"#ffffff\"/>\n";
-  s += "<text x=\"" + coord(f.left) + "\" y=\"20\" class=\"title\">" + html_escape(spec.title) + "</text>\n";
+  s += "<rect width=\"" + std::to_string(W) + "\" height=\"" + std::to_string(H) +
+       "\" fill=\"#ffffff\"/>\n";
+  s += "<text x=\"" + coord(f.left) + "\" y=\"20\" class=\"title\">" + html_escape(spec.title) +
+       "</text>\n";
   if (!xa.valid() || !ya.valid()) {
     s += "<text x=\"" + coord(f.left + f.width / 2) + "\" y=\"" + coord(f.top + f.height / 2) +
          "\" text-anchor=\"middle\" class=\"empty\">no data</text>\n</svg>\n";
@@ -61,28 +75,30 @@ std::string svg_chart(const ChartSpec& spec, int W, int H, const std::string& id
   // Grid and tick labels.
   for (double t : ya.ticks(6)) {
     const double y = f.py(ya, t);
-    s += "<line x1=\"" + coord(f.left) + "\" y1=\"" + coord(y) + "\" x2=\"" + coord(f.left + f.width) + "\" y2=\"" +
-         coord(y) + "\" class=\"grid\"/>";
-    s += "<text x=\"" + coord(f.left - 6) + "\" y=\"" + coord(y + 4) + "\" text-anchor=\"end\" class=\"tick\">" +
-         html_escape(tick_label(t)) + "</text>\n";
+    s += "<line x1=\"" + coord(f.left) + "\" y1=\"" + coord(y) + "\" x2=\"" +
+         coord(f.left + f.width) + "\" y2=\"" + coord(y) + "\" class=\"grid\"/>";
+    s += "<text x=\"" + coord(f.left - 6) + "\" y=\"" + coord(y + 4) +
+         "\" text-anchor=\"end\" class=\"tick\">" + html_escape(tick_label(t)) + "</text>\n";
   }
   for (double t : xa.ticks(std::max(3, W / 110))) {
     const double x = f.px(xa, t);
     s += "<line x1=\"" + coord(x) + "\" y1=\"" + coord(f.top) + "\" x2=\"" + coord(x) + "\" y2=\"" +
          coord(f.top + f.height) + "\" class=\"grid\"/>";
-    s += "<text x=\"" + coord(x) + "\" y=\"" + coord(f.top + f.height + 16) + "\" text-anchor=\"middle\" class=\"tick\">" +
-         html_escape(tick_label(t)) + "</text>\n";
+    s += "<text x=\"" + coord(x) + "\" y=\"" + coord(f.top + f.height + 16) +
+         "\" text-anchor=\"middle\" class=\"tick\">" + html_escape(tick_label(t)) + "</text>\n";
   }
-  s += "<rect x=\"" + coord(f.left) + "\" y=\"" + coord(f.top) + "\" width=\"" + coord(f.width) + "\" height=\"" +
-       coord(f.height) + "\" class=\"frame\"/>\n";
+  s += "<rect x=\"" + coord(f.left) + "\" y=\"" + coord(f.top) + "\" width=\"" + coord(f.width) +
+       "\" height=\"" + coord(f.height) + "\" class=\"frame\"/>\n";
   s += "<text x=\"" + coord(f.left + f.width / 2) + "\" y=\"" + std::to_string(H - 8) +
        "\" text-anchor=\"middle\" class=\"label\">" + html_escape(spec.x_label) + "</text>\n";
   s += "<text transform=\"translate(14 " + coord(f.top + f.height / 2) +
-       ") rotate(-90)\" text-anchor=\"middle\" class=\"label\">" + html_escape(spec.y_label) + "</text>\n";
+       ") rotate(-90)\" text-anchor=\"middle\" class=\"label\">" + html_escape(spec.y_label) +
+       "</text>\n";
   // Series, clipped to the plot rectangle.
   const std::string clip = "clip-" + id;
-  s += "<clipPath id=\"" + clip + "\"><rect x=\"" + coord(f.left) + "\" y=\"" + coord(f.top) + "\" width=\"" +
-       coord(f.width) + "\" height=\"" + coord(f.height) + "\"/></clipPath>\n<g clip-path=\"url(#" + clip + ")\">\n";
+  s += "<clipPath id=\"" + clip + "\"><rect x=\"" + coord(f.left) + "\" y=\"" + coord(f.top) +
+       "\" width=\"" + coord(f.width) + "\" height=\"" + coord(f.height) +
+       "\"/></clipPath>\n<g clip-path=\"url(#" + clip + ")\">\n";
   for (const Series& full : spec.series) {
     const Series ser = downsample(full, kMaxSvgPoints);
     std::string d;
@@ -110,8 +126,8 @@ std::string svg_chart(const ChartSpec& spec, int W, int H, const std::string& id
     if (ser.markers && points <= kMaxMarkers)
       for (size_t i = 0; i < std::min(ser.x.size(), ser.y.size()); ++i)
         if (std::isfinite(xa.unit(ser.x[i])) && std::isfinite(ya.unit(ser.y[i])))
-          s += "<circle cx=\"" + coord(f.px(xa, ser.x[i])) + "\" cy=\"" + coord(f.py(ya, ser.y[i])) +
-               "\" r=\"2.8\" fill=\"" + color + "\"/>";
+          s += "<circle cx=\"" + coord(f.px(xa, ser.x[i])) + "\" cy=\"" +
+               coord(f.py(ya, ser.y[i])) + "\" r=\"2.8\" fill=\"" + color + "\"/>";
     s += "\n";
   }
   s += "</g>\n</svg>\n";
@@ -129,17 +145,19 @@ Rgb to_rgb(int color_index, bool faint) {
 
 // A line `thickness` pixels wide (Bresenham with a square stamp); `dash`
 // > 0 draws dash pixels on, dash off, along the line.
-void raster_line(RgbImage& img, double x0, double y0, double x1, double y1, Rgb c, int thickness, int dash,
-                 int* dash_phase) {
+void raster_line(RgbImage& img, double x0, double y0, double x1, double y1, Rgb c, int thickness,
+                 int dash, int* dash_phase) {
   int ax = int(std::lround(x0)), ay = int(std::lround(y0));
   const int bx = int(std::lround(x1)), by = int(std::lround(y1));
-  const int dx = std::abs(bx - ax), dy = -std::abs(by - ay), sx = ax < bx ? 1 : -1, sy = ay < by ? 1 : -1;
+  const int dx = std::abs(bx - ax), dy = -std::abs(by - ay), sx = ax < bx ? 1 : -1,
+            sy = ay < by ? 1 : -1;
   int err = dx + dy;
   for (;;) {
     const bool on = dash <= 0 || ((*dash_phase)++ / dash) % 2 == 0;
     if (on)
       for (int oy = 0; oy < thickness; ++oy)
-        for (int ox = 0; ox < thickness; ++ox) img.set(ax + ox - thickness / 2, ay + oy - thickness / 2, c);
+        for (int ox = 0; ox < thickness; ++ox)
+          img.set(ax + ox - thickness / 2, ay + oy - thickness / 2, c);
     if (ax == bx && ay == by) break;
     const int e2 = 2 * err;
     if (e2 >= dy) err += dy, ax += sx;
@@ -163,8 +181,8 @@ RgbImage raster_chart(const ChartSpec& spec, int W, int H) {
   const Frame f{96, 56, W - 96.0 - 24, H - 56.0 - 64};
   draw_text(img, int(f.left), 16, spec.title, ink, 3);
   if (!xa.valid() || !ya.valid()) {
-    draw_text(img, int(f.left + f.width / 2) - text_width("NO DATA", font) / 2, int(f.top + f.height / 2), "NO DATA",
-              soft, font);
+    draw_text(img, int(f.left + f.width / 2) - text_width("NO DATA", font) / 2,
+              int(f.top + f.height / 2), "NO DATA", soft, font);
     return img;
   }
   for (double t : ya.ticks(6)) {
@@ -179,7 +197,8 @@ RgbImage raster_chart(const ChartSpec& spec, int W, int H) {
     const std::string label = tick_label(t);
     draw_text(img, x - text_width(label, font) / 2, int(f.top + f.height) + 10, label, soft, font);
   }
-  draw_text(img, int(f.left + f.width / 2) - text_width(spec.x_label, font) / 2, H - 26, spec.x_label, ink, font);
+  draw_text(img, int(f.left + f.width / 2) - text_width(spec.x_label, font) / 2, H - 26,
+            spec.x_label, ink, font);
   // Frame.
   fill_rect(img, int(f.left), int(f.top), int(f.width) + 1, 1, soft);
   fill_rect(img, int(f.left), int(f.top + f.height), int(f.width) + 1, 1, soft);
@@ -220,7 +239,8 @@ RgbImage raster_chart(const ChartSpec& spec, int W, int H) {
       if (s.faint || s.label.empty()) continue;
       const int y = ly + 6 + row * 20;
       int phase = 0;
-      raster_line(img, lx + 6, y + 7, lx + 30, y + 7, to_rgb(s.color, false), 2, s.dashed ? 6 : 0, &phase);
+      raster_line(img, lx + 6, y + 7, lx + 30, y + 7, to_rgb(s.color, false), 2, s.dashed ? 6 : 0,
+                  &phase);
       draw_text(img, lx + 38, y, s.label, ink, font);
       ++row;
     }

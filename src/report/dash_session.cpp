@@ -30,6 +30,12 @@ void on_quit(int) { g_quit = 1; }
 double wall_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
 double mono_now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -56,7 +62,7 @@ class SignalScope {
     sigemptyset(&sa.sa_mask);
     sigaction(sig, &sa, &old_[slot]);
   }
-  struct sigaction old_[4] {};
+  struct sigaction old_[4]{};
 };
 
 // A trainer started by the dashboard: stdin from /dev/null, stdout and
@@ -70,7 +76,8 @@ struct Child {
 
   void start(const std::vector<std::string>& command) {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) fail_runtime("kiln dash", std::string("cannot create a pipe: ") + strerror(errno));
+    if (pipe2(fds, O_CLOEXEC) != 0)
+      fail_runtime("kiln dash", std::string("cannot create a pipe: ") + strerror(errno));
     std::vector<std::string> args = command;
     std::string program = args[0];
     if (program == "kiln") {  // run this very binary, wherever it lives
@@ -82,7 +89,8 @@ struct Child {
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid = fork();
-    if (pid < 0) fail_runtime("kiln dash", std::string("cannot start the command: ") + strerror(errno));
+    if (pid < 0)
+      fail_runtime("kiln dash", std::string("cannot start the command: ") + strerror(errno));
     if (pid == 0) {
       const int null_fd = open("/dev/null", O_RDONLY);
       if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
@@ -129,7 +137,9 @@ struct Child {
     running = false;
     if (WIFEXITED(st)) {
       exit_code = WEXITSTATUS(st);
-      status = exit_code == 0 ? "training finished (exit 0)" : "training failed (exit " + std::to_string(exit_code) + ")";
+      status = exit_code == 0     ? std::string("training finished (exit 0)")
+               : exit_code == 130 ? std::string("training stopped (exit 130)")
+                                  : "training failed (exit " + std::to_string(exit_code) + ")";
     } else if (WIFSIGNALED(st)) {
       exit_code = 128 + WTERMSIG(st);
       status = std::string("training killed by signal ") + strsignal(WTERMSIG(st));
@@ -144,15 +154,21 @@ bool handle_keys(Dashboard& dash, Terminal& term, bool* changed) {
   if (n <= 0) return n < 0 && (errno == EAGAIN || errno == EINTR);
   for (ssize_t i = 0; i < n; ++i) {
     switch (keys[i]) {
-      case 'q': case 'Q': case 0x03: case 0x04:  // q, Ctrl-C, Ctrl-D
+      case 'q':
+      case 'Q':
+      case 0x03:
+      case 0x04:  // q, Ctrl-C, Ctrl-D
         return false;
-      case 'l': case 'L':
+      case 'l':
+      case 'L':
         dash.toggle_log_x(), *changed = true;
         break;
-      case '\t': case 'n':
+      case '\t':
+      case 'n':
         dash.next_run(), *changed = true;
         break;
-      case 'r': case 0x0C:  // Ctrl-L repaints
+      case 'r':
+      case 0x0C:  // Ctrl-L repaints
         term.invalidate(), *changed = true;
         break;
       default:
@@ -173,7 +189,8 @@ std::string child_run_dir(std::vector<std::string>& command) {
                         (command[0] == "kiln" || fs::path(command[0]).filename() == "kiln");
   if (!is_train)
     fail_input("kiln dash --", "cannot tell which run directory the command writes",
-               "a `kiln train` command, --out DIR in the command, or RUN_DIR before --", command[0]);
+               "a `kiln train` command, --out DIR in the command, or RUN_DIR before --",
+               command[0]);
   char stamp[64];
   const std::time_t now = std::time(nullptr);
   std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
@@ -186,18 +203,22 @@ std::string child_run_dir(std::vector<std::string>& command) {
 int run_dash(DashSessionOptions o) {
   if (!o.command.empty()) {
     const std::string dir = child_run_dir(o.command);
-    if (std::find(o.run_dirs.begin(), o.run_dirs.end(), dir) == o.run_dirs.end()) o.run_dirs.push_back(dir);
+    if (std::find(o.run_dirs.begin(), o.run_dirs.end(), dir) == o.run_dirs.end())
+      o.run_dirs.push_back(dir);
   }
-  if (o.run_dirs.empty()) fail_input("kiln dash", "no run to watch", "RUN_DIR... or -- kiln train ...", "nothing");
+  if (o.run_dirs.empty())
+    fail_input("kiln dash", "no run to watch", "RUN_DIR... or -- kiln train ...", "nothing");
   o.dash.unicode = o.force_unicode || (!o.force_ascii && locale_is_utf8());
   Dashboard dash(o.run_dirs, o.dash);
 
   if (o.once) {
-    if (!o.command.empty()) fail_input("--once", "cannot start a command", "RUN_DIR... only", "-- " + o.command[0]);
+    if (!o.command.empty())
+      fail_input("--once", "cannot start a command", "RUN_DIR... only", "-- " + o.command[0]);
     dash.poll();
     for (size_t i = 0; i < dash.run_count(); ++i)
       if (dash.run(i).empty() && !fs::exists(dash.run(i).source))
-        fail_input(dash.run(i).source, "no metrics log here", "a run directory written by kiln train", "nothing");
+        fail_input(dash.run(i).source, "no metrics log here",
+                   "a run directory written by kiln train", "nothing");
     SystemSampler machine(getpid());
     dash.set_live_system(machine.sample(), false);
     CellBuffer frame(o.once_width, o.once_height);
@@ -218,8 +239,8 @@ int run_dash(DashSessionOptions o) {
   }
   SystemSampler sampler(child.pid > 0 ? child.pid : getpid());
   const double frame_s = 1.0 / std::max(0.5, std::min(o.max_hz, 4.0));
-  double next_metrics = 0, next_system = 0, last_draw = -1e9;
-  bool changed = true;
+  double next_metrics = 0, next_system = 0, last_draw = -1e9, draw_cost = 0;
+  bool changed = true, resized = false;
   CellBuffer frame;
   for (;;) {
     const double t = mono_now();
@@ -230,29 +251,36 @@ int run_dash(DashSessionOptions o) {
     if (t >= next_system) {
       child.reap(false);
       if (child.pid > 0) dash.set_child_status(child.status);
-      SystemSample s = sampler.sample();
-      dash.set_live_system(s, child.running);
+      // Once the trainer has exited its last reading stays on screen.
+      if (child.pid <= 0 || child.running) dash.set_live_system(sampler.sample(), child.running);
       next_system = t + 1.0;
       changed = true;
     }
     if (g_resized) {
       g_resized = 0;
       term.invalidate();
-      changed = true;
+      resized = true;
     }
-    const bool clock_tick = t - last_draw >= 1.0;
-    if ((changed && t - last_draw >= frame_s) || clock_tick) {
+    // At most max_hz frames, once a second for the clocks, and never more
+    // often than keeps drawing under ~2% of a core (a frame of a very long
+    // run costs more, so it is drawn less often).
+    const double gap = std::max(frame_s, std::min(5.0, 50 * draw_cost));
+    if (resized || (t - last_draw >= gap && (changed || t - last_draw >= 1.0))) {
+      const double cpu0 = thread_cpu_seconds();
       int w, h;
       term.size(&w, &h);
       if (frame.width() != w || frame.height() != h) frame.resize(w, h);
       dash.render(frame, wall_now());
       term.draw(frame);
-      last_draw = t, changed = false;
+      draw_cost = thread_cpu_seconds() - cpu0;
+      last_draw = t, changed = false, resized = false;
     }
     // Sleep until a key, trainer output, a signal, or the next scheduled poll.
     pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {child.out_fd, POLLIN, 0}};
     const int nfds = child.out_fd >= 0 ? 2 : 1;
-    const double wait_s = std::max(0.0, std::min({next_metrics, next_system, last_draw + 1.0}) - mono_now());
+    const double next_draw = last_draw + std::max(1.0, std::min(5.0, 50 * draw_cost));
+    const double wait_s =
+        std::max(0.0, std::min({next_metrics, next_system, next_draw}) - mono_now());
     const int r = poll(fds, nfds_t(nfds), int(wait_s * 1000) + 1);
     if (g_quit) break;
     if (r <= 0) continue;
@@ -274,7 +302,8 @@ int run_dash(DashSessionOptions o) {
   if (child.running) {
     // Quitting stops the training the way Ctrl-C would: it checkpoints and
     // prints its efficiency report, which we pass through until it exits.
-    std::fprintf(stderr, "kiln dash: asking the training (pid %d) to stop; it saves a checkpoint first\n",
+    std::fprintf(stderr,
+                 "kiln dash: asking the training (pid %d) to stop; it saves a checkpoint first\n",
                  int(child.pid));
     kill(child.pid, SIGINT);
     if (child.out_fd >= 0) {

@@ -12,7 +12,8 @@ namespace kiln {
 
 struct DashSessionOptions {
   std::vector<std::string> run_dirs;
-  std::vector<std::string> command;  // `kiln dash -- kiln train ...`: started as a child and watched
+  std::vector<std::string>
+      command;  // `kiln dash -- kiln train ...`: started as a child and watched
   DashOptions dash;
   bool force_ascii = false, force_unicode = false;
   double max_hz = 4;

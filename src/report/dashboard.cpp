@@ -52,20 +52,45 @@ double recent_mean(const std::vector<StepPoint>& steps, size_t n, Get get) {
   return k ? sum / double(k) : kNaN;
 }
 
-template <typename Get>
-std::vector<double> column(const std::vector<StepPoint>& steps, Get get) {
-  std::vector<double> out;
-  out.reserve(steps.size());
-  for (const auto& s : steps) out.push_back(get(s));
+// Bucket means of one step field against the step number, at most
+// max_points of them, read straight from the records. A bucket averages at
+// most 64 evenly spaced records, so a frame costs the same for a run of a
+// thousand steps or of millions (the mean of 64 is as smooth as a terminal
+// cell can show).
+Series step_series(const std::vector<StepPoint>& steps, double StepPoint::*field,
+                   size_t max_points) {
+  Series out;
+  const size_t n = steps.size(), buckets = std::min(n, std::max<size_t>(max_points, 1));
+  out.x.reserve(buckets);
+  out.y.reserve(buckets);
+  for (size_t b = 0; b < buckets; ++b) {
+    const size_t begin = b * n / buckets, end = (b + 1) * n / buckets;
+    double sx = 0, sy = 0;
+    size_t k = 0;
+    const size_t stride = std::max<size_t>(1, (end - begin) / 64);
+    for (size_t i = begin; i < end; i += stride) {
+      const double v = steps[i].*field;
+      if (std::isfinite(v)) sx += double(steps[i].step), sy += v, ++k;
+    }
+    out.x.push_back(k ? sx / double(k) : kNaN);
+    out.y.push_back(k ? sy / double(k) : kNaN);
+  }
   return out;
 }
 
-// Seconds left: steps to go times the recent mean step time.
+// Seconds left: steps to go times the recent wall-clock time per step (from
+// the records' timestamps, so evals, samples and checkpoints count too);
+// the steps' own compute time when timestamps are missing.
 double eta_seconds(const RunMetrics& m) {
   const int64_t planned = m.planned_steps();
   if (planned <= 0 || m.steps.empty()) return kNaN;
-  const double ms = recent_mean(m.steps, 50, [](const StepPoint& s) { return s.ms; });
-  return std::max<int64_t>(0, planned - m.steps.back().step) * ms / 1e3;
+  const StepPoint& last = m.steps.back();
+  const StepPoint& first = m.steps[m.steps.size() > 50 ? m.steps.size() - 51 : 0];
+  double per_step =
+      last.step > first.step ? (last.time - first.time) / double(last.step - first.step) : kNaN;
+  if (!(per_step > 0))
+    per_step = recent_mean(m.steps, 50, [](const StepPoint& s) { return s.ms; }) / 1e3;
+  return std::max<int64_t>(0, planned - last.step) * per_step;
 }
 
 double last_record_time(const RunMetrics& m) {
@@ -76,7 +101,8 @@ double last_record_time(const RunMetrics& m) {
   if (!m.steps.empty()) later(m.steps.back().time);
   if (!m.evals.empty()) later(m.evals.back().time);
   if (!m.system.empty()) later(m.system.back().time);
-  if (m.run.is_object() && m.run.contains("time") && m.run["time"].is_number()) later(m.run["time"].get<double>());
+  if (m.run.is_object() && m.run.contains("time") && m.run["time"].is_number())
+    later(m.run["time"].get<double>());
   return t;
 }
 
@@ -112,13 +138,16 @@ std::string sparkline(const std::vector<double>& values, int cols, bool unicode)
   for (double v : s.y) {
     const double u = axis.unit(v);
     const int level = std::isfinite(u) ? std::clamp(int(u * 7.999), 0, 7) : 0;
-    if (unicode) append_utf8(out, kBlocks[level]);
-    else out += kAscii[level];
+    if (unicode)
+      append_utf8(out, kBlocks[level]);
+    else
+      out += kAscii[level];
   }
   return out;
 }
 
-Dashboard::Dashboard(const std::vector<std::string>& run_dirs, DashOptions options) : options_(options) {
+Dashboard::Dashboard(const std::vector<std::string>& run_dirs, DashOptions options)
+    : options_(options) {
   for (const auto& dir : run_dirs) runs_.push_back(std::make_unique<MetricsTail>(dir));
 }
 
@@ -166,8 +195,10 @@ void Dashboard::render(CellBuffer& out, double now) const {
   draw_training(out, 0, 1, W, numbers_h, now, false);
   draw_loss(out, 0, 1 + numbers_h, W, H - 1 - numbers_h - bottom_h);
   const bool show_output = child && (runs_.empty() || run(focus_).samples.empty());
-  if (show_output) draw_output(out, 0, H - bottom_h, W, bottom_h);
-  else draw_sample(out, 0, H - bottom_h, W, bottom_h);
+  if (show_output)
+    draw_output(out, 0, H - bottom_h, W, bottom_h);
+  else
+    draw_sample(out, 0, H - bottom_h, W, bottom_h);
 }
 
 void Dashboard::draw_header(CellBuffer& out, int y, int w, double now) const {
@@ -191,7 +222,8 @@ void Dashboard::draw_header(CellBuffer& out, int y, int w, double now) const {
       left += "  waiting for metrics.jsonl";
     } else if (!m.steps.empty()) {
       left += "  ETA " + format_duration_short(eta_seconds(m));
-      if (std::isfinite(last) && now - last > 60) left += "  (quiet for " + format_duration_short(now - last) + ")";
+      if (std::isfinite(last) && now - last > 60)
+        left += "  (quiet for " + format_duration_short(now - last) + ")";
     }
   }
   if (!child_status_.empty()) left += "  | " + child_status_;
@@ -213,9 +245,9 @@ void Dashboard::draw_loss(CellBuffer& out, int x, int y, int w, int h) const {
   bool any_val = false;
   for (size_t i = 0; i < runs_.size(); ++i) {
     const RunMetrics& m = run(i);
-    Series train;
+    Series train =
+        step_series(m.steps, &StepPoint::loss, size_t(2 * iw));  // 2 braille dots per cell at most
     train.color = run_color(i);
-    for (const auto& s : m.steps) train.x.push_back(double(s.step)), train.y.push_back(s.loss);
     series.push_back(std::move(train));
     Series val;
     val.color = val_color(i);
@@ -237,12 +269,14 @@ void Dashboard::draw_loss(CellBuffer& out, int x, int y, int w, int h) const {
   const int legend_rows = 1;
   for (size_t i = 0; i < runs_.size() && lx < ix + iw; ++i) {
     const RunMetrics& m = run(i);
-    std::string entry = (u ? "━ " : "- ") + (runs_.size() > 1 ? m.name + " " : std::string("train "));
+    std::string entry =
+        (u ? "━ " : "- ") + (runs_.size() > 1 ? m.name + " " : std::string("train "));
     entry += m.steps.empty() ? "-" : num("%.4f", m.steps.back().loss);
     lx += out.text(lx, iy, entry, run_color(i), kNormal, ix + iw - lx) + 2;
     if (!m.evals.empty() && lx < ix + iw)
-      lx += out.text(lx, iy, (u ? "• val " : "+ val ") + num("%.4f", m.evals.back().val_loss), val_color(i),
-                     kNormal, ix + iw - lx) + 2;
+      lx += out.text(lx, iy, (u ? "• val " : "+ val ") + num("%.4f", m.evals.back().val_loss),
+                     val_color(i), kNormal, ix + iw - lx) +
+            2;
   }
   (void)any_val;
 
@@ -250,13 +284,15 @@ void Dashboard::draw_loss(CellBuffer& out, int x, int y, int w, int h) const {
   const std::vector<double> yt = y_axis.ticks(std::max(2, (ih - 2) / 3));
   int label_w = 0;
   for (double t : yt) label_w = std::max(label_w, int(tick_label(t).size()));
-  const int px = ix + label_w + 1, py = iy + legend_rows, pw = iw - label_w - 1, ph = ih - legend_rows - 1;
+  const int px = ix + label_w + 1, py = iy + legend_rows, pw = iw - label_w - 1,
+            ph = ih - legend_rows - 1;
   if (pw < 4 || ph < 2) return;
   DotCanvas canvas(pw, ph, u);
   for (const auto& s : series) canvas.plot(downsample(s, size_t(canvas.dots_x())), x_axis, y_axis);
   for (int r = 0; r < ph; ++r)
     for (int c = 0; c < pw; ++c)
-      if (canvas.glyph(c, r) != U' ') out.set(px + c, py + r, canvas.glyph(c, r), uint8_t(canvas.color(c, r)));
+      if (canvas.glyph(c, r) != U' ')
+        out.set(px + c, py + r, canvas.glyph(c, r), uint8_t(canvas.color(c, r)));
   int last_row = -1;
   for (double t : yt) {
     const int r = int(std::lround((1 - y_axis.unit(t)) * (ph - 1)));
@@ -277,13 +313,16 @@ void Dashboard::draw_loss(CellBuffer& out, int x, int y, int w, int h) const {
   }
 }
 
-void Dashboard::draw_training(CellBuffer& out, int x, int y, int w, int h, double now, bool boxed) const {
+void Dashboard::draw_training(CellBuffer& out, int x, int y, int w, int h, double now,
+                              bool boxed) const {
   const bool u = options_.unicode;
   const RunMetrics* m = runs_.empty() ? nullptr : &run(focus_);
   const StepPoint* last = m && !m->steps.empty() ? &m->steps.back() : nullptr;
   const int64_t planned = m ? m->planned_steps() : 0;
-  const double tok_s = m ? recent_mean(m->steps, 20, [](const StepPoint& s) { return s.tok_s; }) : kNaN;
-  const double tflops = m ? recent_mean(m->steps, 20, [](const StepPoint& s) { return s.tflops; }) : kNaN;
+  const double tok_s =
+      m ? recent_mean(m->steps, 20, [](const StepPoint& s) { return s.tok_s; }) : kNaN;
+  const double tflops =
+      m ? recent_mean(m->steps, 20, [](const StepPoint& s) { return s.tflops; }) : kNaN;
   const double ms = m ? recent_mean(m->steps, 20, [](const StepPoint& s) { return s.ms; }) : kNaN;
   const double peak = m ? m->peak_tflops() : kNaN;
   const double mfu = peak > 0 ? 100 * tflops / peak : kNaN;
@@ -292,24 +331,32 @@ void Dashboard::draw_training(CellBuffer& out, int x, int y, int w, int h, doubl
   const bool done = m && !m->report.is_null();
   std::string step_text = last ? std::to_string(last->step) : "-";
   if (planned > 0) step_text += fmt(" / %lld", (long long)planned);
-  if (last && planned > 0) step_text += fmt("  (%.1f%%)", 100.0 * double(last->step) / double(planned));
+  if (last && planned > 0)
+    step_text += fmt("  (%.1f%%)", 100.0 * double(last->step) / double(planned));
 
   if (!boxed) {  // the compact three lines of the narrow layout
-    out.text(x, y, "step " + step_text + "  ETA " + (done ? std::string("done") : format_duration_short(eta)) +
-                       "  loss " + (last ? num("%.4f", last->loss) : "-"), kDefault, kNormal, w);
-    out.text(x, y + 1, "val " + (val ? num("%.4f", val->val_loss) : "-") + "  lr " +
-                           (last ? num("%.2e", last->lr) : "-") + "  gnorm " +
-                           (last ? num("%.3f", last->grad_norm) : "-"), kDefault, kNormal, w);
-    out.text(x, y + 2, "tok/s " + si(tok_s) + "  MFU " + num("%.1f%%", mfu) + "  TFLOPS " + num("%.3f", tflops),
+    out.text(x, y,
+             "step " + step_text + "  ETA " +
+                 (done ? std::string("done") : format_duration_short(eta)) + "  loss " +
+                 (last ? num("%.4f", last->loss) : "-"),
              kDefault, kNormal, w);
+    out.text(x, y + 1,
+             "val " + (val ? num("%.4f", val->val_loss) : "-") + "  lr " +
+                 (last ? num("%.2e", last->lr) : "-") + "  gnorm " +
+                 (last ? num("%.3f", last->grad_norm) : "-"),
+             kDefault, kNormal, w);
+    out.text(
+        x, y + 2,
+        "tok/s " + si(tok_s) + "  MFU " + num("%.1f%%", mfu) + "  TFLOPS " + num("%.3f", tflops),
+        kDefault, kNormal, w);
     return;
   }
   out.box(x, y, w, h, runs_.size() > 1 && m ? "Training: " + m->name : "Training", kDefault, u);
   const int ix = x + 2, iw = w - 4;
   int row = y + 1;
   const int end = y + h - 1;
-  auto line = [&](const std::string& label, const std::string& value, const std::vector<double>* spark = nullptr,
-                  uint8_t color = kDefault) {
+  auto line = [&](const std::string& label, const std::string& value,
+                  const std::vector<double>* spark = nullptr, uint8_t color = kDefault) {
     if (row >= end) return;
     field(out, ix, row, iw, label, value, color);
     if (spark && iw > 10 + int(value.size()) + 4) {
@@ -320,15 +367,15 @@ void Dashboard::draw_training(CellBuffer& out, int x, int y, int w, int h, doubl
     ++row;
   };
   std::vector<double> lr_hist, norm_hist, tok_hist;
-  if (m) {
-    lr_hist = column(m->steps, [](const StepPoint& s) { return s.lr; });
-    norm_hist = column(m->steps, [](const StepPoint& s) { return s.grad_norm; });
-    tok_hist = column(m->steps, [](const StepPoint& s) { return s.tok_s; });
+  if (m) {  // sparklines are at most 16 cells wide
+    lr_hist = step_series(m->steps, &StepPoint::lr, 16).y;
+    norm_hist = step_series(m->steps, &StepPoint::grad_norm, 16).y;
+    tok_hist = step_series(m->steps, &StepPoint::tok_s, 16).y;
   }
   line("step", step_text);
   line("loss", last ? num("%.4f", last->loss) : "-", nullptr, kCyan);
-  line("val loss", val ? num("%.4f", val->val_loss) + fmt(" @ %lld", (long long)val->step) : "-", nullptr,
-       kBrightCyan);
+  line("val loss", val ? num("%.4f", val->val_loss) + fmt(" @ %lld", (long long)val->step) : "-",
+       nullptr, kBrightCyan);
   line("lr", last ? num("%.3e", last->lr) : "-", &lr_hist);
   line("grad norm", last ? num("%.3f", last->grad_norm) : "-", &norm_hist);
   line("tok/s", si(tok_s), &tok_hist);
@@ -337,15 +384,19 @@ void Dashboard::draw_training(CellBuffer& out, int x, int y, int w, int h, doubl
   line("tokens", last ? si(last->tokens) : "-");
   if (row < end - 1 && m && m->run.is_object()) {  // spare rows: what is being trained, and where
     const auto& r = m->run;
-    std::string model = r.contains("model") && r["model"].is_object() ? r["model"].value("name", "") : "";
-    if (r.contains("params") && r["params"].is_number()) model += fmt(" (%.2fM)", r["params"].get<double>() / 1e6);
+    std::string model =
+        r.contains("model") && r["model"].is_object() ? r["model"].value("name", "") : "";
+    if (r.contains("params") && r["params"].is_number())
+      model += fmt(" (%.2fM)", r["params"].get<double>() / 1e6);
     if (!model.empty()) line("model", model);
   }
-  if (row < end - 1 && m && m->run.is_object() && m->run.contains("device") && m->run["device"].is_string())
+  if (row < end - 1 && m && m->run.is_object() && m->run.contains("device") &&
+      m->run["device"].is_string())
     line("device", m->run["device"].get<std::string>());
   if (done) {
     const auto& r = m->report;
-    const double wall = r.contains("wall_s") && r["wall_s"].is_number() ? r["wall_s"].get<double>() : kNaN;
+    const double wall =
+        r.contains("wall_s") && r["wall_s"].is_number() ? r["wall_s"].get<double>() : kNaN;
     line("finished", "in " + format_duration_short(wall), nullptr, kGreen);
   } else {
     const double elapsed = m && std::isfinite(m->start_time) ? now - m->start_time : kNaN;
@@ -372,7 +423,8 @@ void Dashboard::draw_system(CellBuffer& out, int x, int y, int w, int h, double 
   const double gpu_w = pick(live_ ? live_->gpu_power_w : none, &SystemPoint::gpu_power_w);
   const double cpu_w = pick(live_ ? live_->cpu_power_w : none, &SystemPoint::cpu_power_w);
   // Records from before gpu_power_w/cpu_power_w existed carry only power_w.
-  const double total_w = rec && !std::isfinite(gpu_w) && !std::isfinite(cpu_w) ? rec->power_w : kNaN;
+  const double total_w =
+      rec && !std::isfinite(gpu_w) && !std::isfinite(cpu_w) ? rec->power_w : kNaN;
 
   const int ix = x + 2, iw = w - 4;
   int row = y + 1;
@@ -381,7 +433,8 @@ void Dashboard::draw_system(CellBuffer& out, int x, int y, int w, int h, double 
     if (row < end) field(out, ix, row++, iw, label, value, color);
   };
   line("CPU", std::isfinite(cpu) ? fmt("%.0f%%  (%.1f cores)", cpu, cpu / 100) : "-");
-  line("RSS", std::isfinite(rss) ? (rss >= 10240 ? fmt("%.1f GB", rss / 1024) : fmt("%.0f MB", rss)) : "-");
+  line("RSS", std::isfinite(rss) ? (rss >= 10240 ? fmt("%.1f GB", rss / 1024) : fmt("%.0f MB", rss))
+                                 : "-");
   if (std::isfinite(gpu_util) || std::isfinite(gpu_mem)) {
     std::string g = num("%.0f%%", gpu_util) + "  " + num("%.1f GB", gpu_mem / 1024);
     if (std::isfinite(gpu_w)) g += fmt("  %.0f W", gpu_w);
@@ -389,9 +442,12 @@ void Dashboard::draw_system(CellBuffer& out, int x, int y, int w, int h, double 
   } else {
     line("GPU", "- (no NVML)", kGrey);
   }
-  if (std::isfinite(cpu_w)) line("CPU power", fmt("%.0f W (package)", cpu_w));
-  else if (std::isfinite(total_w)) line("power", fmt("%.0f W", total_w));
-  else line("CPU power", "- (no powercap)", kGrey);
+  if (std::isfinite(cpu_w))
+    line("CPU power", fmt("%.0f W (package)", cpu_w));
+  else if (std::isfinite(total_w))
+    line("power", fmt("%.0f W", total_w));
+  else
+    line("CPU power", "- (no powercap)", kGrey);
   if (live_ && live_process_) {
     line("source", "live", kGrey);
   } else if (rec && std::isfinite(rec->time)) {
@@ -408,7 +464,8 @@ int Dashboard::sample_lines(int cols) const {
 void Dashboard::draw_sample(CellBuffer& out, int x, int y, int w, int h) const {
   const RunMetrics* m = runs_.empty() ? nullptr : &run(focus_);
   const SampleRecord* s = m && !m->samples.empty() ? &m->samples.back() : nullptr;
-  out.box(x, y, w, h, s ? fmt("Sample @ step %lld", (long long)s->step) : "Sample", kDefault, options_.unicode);
+  out.box(x, y, w, h, s ? fmt("Sample @ step %lld", (long long)s->step) : "Sample", kDefault,
+          options_.unicode);
   const int ix = x + 2, iw = w - 4, ih = h - 2;
   if (iw < 4 || ih < 1) return;
   if (!s) {
@@ -444,10 +501,12 @@ void Dashboard::draw_output(CellBuffer& out, int x, int y, int w, int h) const {
   if (iw < 4 || ih < 1) return;
   // Wrap the newest lines and show the tail that fits.
   std::vector<std::string> wrapped;
-  for (size_t i = output_.size() > size_t(ih) ? output_.size() - size_t(ih) : 0; i < output_.size(); ++i)
+  for (size_t i = output_.size() > size_t(ih) ? output_.size() - size_t(ih) : 0; i < output_.size();
+       ++i)
     for (auto& l : wrap_text(output_[i], iw)) wrapped.push_back(l);
   const size_t first = wrapped.size() > size_t(ih) ? wrapped.size() - size_t(ih) : 0;
-  for (size_t i = first; i < wrapped.size(); ++i) out.text(ix, y + 1 + int(i - first), wrapped[i], kDefault, kNormal, iw);
+  for (size_t i = first; i < wrapped.size(); ++i)
+    out.text(ix, y + 1 + int(i - first), wrapped[i], kDefault, kNormal, iw);
 }
 
 }  // namespace kiln

@@ -17,8 +17,8 @@
 namespace kiln {
 
 struct DashOptions {
-  bool log_x = false;    // loss plot against log10(step): the early drop and the tail both show
-  bool unicode = true;   // braille plot and line-drawing frames; ASCII otherwise
+  bool log_x = false;   // loss plot against log10(step): the early drop and the tail both show
+  bool unicode = true;  // braille plot and line-drawing frames; ASCII otherwise
 };
 
 class Dashboard {

@@ -8,13 +8,15 @@ namespace {
 
 // Length symbols 257..285 and distance symbols 0..29 (RFC 1951 3.2.5):
 // base value and number of extra bits.
-constexpr uint16_t kLengthBase[29] = {3,  4,  5,  6,  7,  8,  9,  10, 11,  13,  15,  17,  19,  23, 27,
-                                      31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+constexpr uint16_t kLengthBase[29] = {3,  4,  5,  6,   7,   8,   9,   10,  11, 13,
+                                      15, 17, 19, 23,  27,  31,  35,  43,  51, 59,
+                                      67, 83, 99, 115, 131, 163, 195, 227, 258};
 constexpr uint8_t kLengthExtra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
                                       2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
-constexpr uint16_t kDistBase[30] = {1,   2,   3,   4,   5,   7,    9,    13,   17,   25,   33,   49,   65,    97,    129,
-                                    193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
-constexpr uint8_t kDistExtra[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6,
+constexpr uint16_t kDistBase[30] = {1,    2,    3,    4,    5,    7,    9,    13,    17,    25,
+                                    33,   49,   65,   97,   129,  193,  257,  385,   513,   769,
+                                    1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
+constexpr uint8_t kDistExtra[30] = {0, 0, 0, 0, 1, 1, 2, 2,  3,  3,  4,  4,  5,  5,  6,
                                     6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
 constexpr size_t kMaxMatch = 258, kMaxDistance = 32768;
 
@@ -22,7 +24,8 @@ std::array<uint32_t, 256> make_crc_table() {
   std::array<uint32_t, 256> t{};
   for (uint32_t i = 0; i < 256; ++i) {
     uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;  // reflected CRC-32 polynomial
+    for (int k = 0; k < 8; ++k)
+      c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;  // reflected CRC-32 polynomial
     t[i] = c;
   }
   return t;
@@ -56,10 +59,14 @@ class BitWriter {
 
 // The fixed literal/length code (RFC 1951 3.2.6).
 void put_fixed_symbol(BitWriter& w, int s) {
-  if (s < 144) w.put_code(0x30 + s, 8);
-  else if (s < 256) w.put_code(0x190 + (s - 144), 9);
-  else if (s < 280) w.put_code(s - 256, 7);
-  else w.put_code(0xC0 + (s - 280), 8);
+  if (s < 144)
+    w.put_code(0x30 + s, 8);
+  else if (s < 256)
+    w.put_code(0x190 + (s - 144), 9);
+  else if (s < 280)
+    w.put_code(s - 256, 7);
+  else
+    w.put_code(0xC0 + (s - 280), 8);
 }
 
 void put_match(BitWriter& w, size_t length, size_t distance) {
@@ -161,18 +168,21 @@ bool inflate_codes(BitReader& r, const Huffman& lit, const Huffman& dist, std::v
     if (r.failed()) return *error = "truncated stream", false;
     if (distance > out.size()) return *error = "distance before the start", false;
     if (out.size() + length > max_out) return *error = "output too large", false;
-    for (size_t i = 0; i < length; ++i) out.push_back(out[out.size() - distance]);  // may overlap itself
+    for (size_t i = 0; i < length; ++i)
+      out.push_back(out[out.size() - distance]);  // may overlap itself
   }
 }
 
 bool inflate_dynamic(BitReader& r, Huffman& lit, Huffman& dist, std::string* error) {
   const int nlen = int(r.bits(5)) + 257, ndist = int(r.bits(5)) + 1, ncode = int(r.bits(4)) + 4;
   if (nlen > 286 || ndist > 30) return *error = "bad code counts", false;
-  static constexpr uint8_t kOrder[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
+  static constexpr uint8_t kOrder[19] = {16, 17, 18, 0, 8,  7, 9,  6, 10, 5,
+                                         11, 4,  12, 3, 13, 2, 14, 1, 15};
   uint8_t lengths[320] = {};
   for (int i = 0; i < ncode; ++i) lengths[kOrder[i]] = uint8_t(r.bits(3));
   Huffman code_lengths;
-  if (r.failed() || !build_huffman(code_lengths, lengths, 19)) return *error = "bad code length code", false;
+  if (r.failed() || !build_huffman(code_lengths, lengths, 19))
+    return *error = "bad code length code", false;
   int i = 0;
   while (i < nlen + ndist) {
     const int s = decode_symbol(r, code_lengths);
@@ -215,7 +225,8 @@ uint32_t adler32(const uint8_t* data, size_t n, uint32_t adler) {
   return (b << 16) | a;
 }
 
-std::vector<uint8_t> zlib_compress(const std::vector<uint8_t>& data, const std::vector<size_t>& distances) {
+std::vector<uint8_t> zlib_compress(const std::vector<uint8_t>& data,
+                                   const std::vector<size_t>& distances) {
   std::vector<uint8_t> out = {0x78, 0x01};  // deflate, 32 KiB window; (0x78 * 256 + 0x01) % 31 == 0
   BitWriter w(out);
   w.put(1, 1);  // BFINAL: the only block
@@ -285,7 +296,8 @@ std::optional<std::vector<uint8_t>> zlib_decompress(const uint8_t* data, size_t 
       if (!inflate_codes(r, fixed.first, fixed.second, out, max_out, error)) return std::nullopt;
     } else if (type == 2) {
       Huffman lit, dist;
-      if (!inflate_dynamic(r, lit, dist, error) || !inflate_codes(r, lit, dist, out, max_out, error))
+      if (!inflate_dynamic(r, lit, dist, error) ||
+          !inflate_codes(r, lit, dist, out, max_out, error))
         return std::nullopt;
     } else {
       return *error = "reserved block type", std::nullopt;
@@ -295,8 +307,10 @@ std::optional<std::vector<uint8_t>> zlib_decompress(const uint8_t* data, size_t 
   const size_t p = r.pos();
   if (p + 4 > r.size()) return *error = "missing Adler-32", std::nullopt;
   const uint8_t* a = r.data() + p;
-  const uint32_t expected = uint32_t(a[0]) << 24 | uint32_t(a[1]) << 16 | uint32_t(a[2]) << 8 | a[3];
-  if (expected != adler32(out.data(), out.size())) return *error = "Adler-32 mismatch", std::nullopt;
+  const uint32_t expected =
+      uint32_t(a[0]) << 24 | uint32_t(a[1]) << 16 | uint32_t(a[2]) << 8 | a[3];
+  if (expected != adler32(out.data(), out.size()))
+    return *error = "Adler-32 mismatch", std::nullopt;
   return out;
 }
 

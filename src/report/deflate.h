@@ -17,7 +17,8 @@ uint32_t crc32(const uint8_t* data, size_t n, uint32_t crc = 0);
 
 // zlib stream of `data`. Matches are searched only at the given distances
 // (e.g. {bytes per pixel, bytes per row}); an empty list gives literals only.
-std::vector<uint8_t> zlib_compress(const std::vector<uint8_t>& data, const std::vector<size_t>& distances);
+std::vector<uint8_t> zlib_compress(const std::vector<uint8_t>& data,
+                                   const std::vector<size_t>& distances);
 
 // Inflates a zlib stream and checks its Adler-32; nullopt (with *error set)
 // on any malformed input or when the output would pass max_out bytes.

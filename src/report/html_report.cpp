@@ -48,8 +48,8 @@ using StepY = std::function<double(const StepPoint&)>;
 
 // For each run: the raw values light, their moving average in the run's
 // colour (labelled), and optionally the validation loss dashed with markers.
-void add_smoothed(ChartSpec& c, const std::vector<RunMetrics>& runs, const StepX& x_of, const StepY& y_of,
-                  const EvalX* val_x) {
+void add_smoothed(ChartSpec& c, const std::vector<RunMetrics>& runs, const StepX& x_of,
+                  const StepY& y_of, const EvalX* val_x) {
   for (size_t i = 0; i < runs.size(); ++i) {
     const RunMetrics& m = runs[i];
     Series raw;
@@ -79,13 +79,15 @@ std::string legend(const ChartSpec& c) {
   for (const auto& ser : c.series) {
     if (ser.faint || ser.label.empty()) continue;
     s += "<span class=\"key\"><span class=\"swatch" + std::string(ser.dashed ? " dashed" : "") +
-         "\" style=\"border-color:" + chart_color_hex(ser.color) + "\"></span>" + html_escape(ser.label) + "</span>";
+         "\" style=\"border-color:" + chart_color_hex(ser.color) + "\"></span>" +
+         html_escape(ser.label) + "</span>";
   }
   return s + "</figcaption>";
 }
 
 std::string figure(const ChartSpec& c, int index) {
-  return "<figure>" + svg_chart(c, 600, 340, "c" + std::to_string(index)) + legend(c) + "</figure>\n";
+  return "<figure>" + svg_chart(c, 600, 340, "c" + std::to_string(index)) + legend(c) +
+         "</figure>\n";
 }
 
 std::vector<ChartSpec> all_charts(const std::vector<RunMetrics>& runs) {
@@ -95,19 +97,28 @@ std::vector<ChartSpec> all_charts(const std::vector<RunMetrics>& runs) {
   charts.push_back(loss_chart(runs));
 
   ChartSpec tokens{"Loss vs tokens", "tokens seen (log scale)", "loss", true, false, {}};
-  const EvalX eval_tokens = [](const RunMetrics& m, const EvalPoint& e) { return tokens_at(m, e.step); };
-  add_smoothed(tokens, runs, [](const RunMetrics&, const StepPoint& p) { return p.tokens; }, loss, &eval_tokens);
+  const EvalX eval_tokens = [](const RunMetrics& m, const EvalPoint& e) {
+    return tokens_at(m, e.step);
+  };
+  add_smoothed(
+      tokens, runs, [](const RunMetrics&, const StepPoint& p) { return p.tokens; }, loss,
+      &eval_tokens);
   charts.push_back(std::move(tokens));
 
   ChartSpec wall{"Loss vs wall time", "minutes since the run started", "loss", false, false, {}};
-  const EvalX eval_minutes = [](const RunMetrics& m, const EvalPoint& e) { return (e.time - m.start_time) / 60; };
-  add_smoothed(wall, runs, [](const RunMetrics& m, const StepPoint& p) { return (p.time - m.start_time) / 60; }, loss,
-               &eval_minutes);
+  const EvalX eval_minutes = [](const RunMetrics& m, const EvalPoint& e) {
+    return (e.time - m.start_time) / 60;
+  };
+  add_smoothed(
+      wall, runs,
+      [](const RunMetrics& m, const StepPoint& p) { return (p.time - m.start_time) / 60; }, loss,
+      &eval_minutes);
   charts.push_back(std::move(wall));
 
   ChartSpec speed{"Throughput", "step", "tokens / s", false, false, {}};
   speed.y_from_zero = true;
-  add_smoothed(speed, runs, by_step, [](const StepPoint& p) { return p.tok_s; }, nullptr);
+  add_smoothed(
+      speed, runs, by_step, [](const StepPoint& p) { return p.tok_s; }, nullptr);
   charts.push_back(std::move(speed));
 
   ChartSpec lr{"Learning rate", "step", "lr", false, false, {}};
@@ -122,7 +133,8 @@ std::vector<ChartSpec> all_charts(const std::vector<RunMetrics>& runs) {
   charts.push_back(std::move(lr));
 
   ChartSpec norm{"Gradient norm (before clipping)", "step", "global L2 norm", false, false, {}};
-  add_smoothed(norm, runs, by_step, [](const StepPoint& p) { return p.grad_norm; }, nullptr);
+  add_smoothed(
+      norm, runs, by_step, [](const StepPoint& p) { return p.grad_norm; }, nullptr);
   charts.push_back(std::move(norm));
 
   bool any_system = false;
@@ -134,7 +146,8 @@ std::vector<ChartSpec> all_charts(const std::vector<RunMetrics>& runs) {
       Series s;
       s.color = int(i);
       s.label = runs[i].name;
-      for (const auto& p : runs[i].system) s.x.push_back((p.time - runs[i].start_time) / 60), s.y.push_back(p.rss_mb);
+      for (const auto& p : runs[i].system)
+        s.x.push_back((p.time - runs[i].start_time) / 60), s.y.push_back(p.rss_mb);
       mem.series.push_back(std::move(s));
     }
     charts.push_back(std::move(mem));
@@ -164,13 +177,20 @@ figcaption{font-size:12px;color:#444;padding:2px 8px}.key{margin-right:14px;whit
 
 // Row per run: what it is and how it ended.
 std::string runs_table(const std::vector<RunMetrics>& runs) {
-  std::string s = "<table class=\"runs\"><tr><th>run</th><th>model</th><th>params</th><th>device</th><th>steps</th>"
-                  "<th>tokens</th><th>final loss</th><th>best val loss</th><th>tokens/s</th><th>MFU</th><th>wall</th></tr>\n";
+  std::string s =
+      "<table "
+      "class=\"runs\"><tr><th>run</th><th>model</th><th>params</th><th>device</th><th>steps</th>"
+      "<th>tokens</th><th>final loss</th><th>best val "
+      "loss</th><th>tokens/s</th><th>MFU</th><th>wall</th></tr>\n";
   for (size_t i = 0; i < runs.size(); ++i) {
     const RunMetrics& m = runs[i];
     const nlohmann::json& r = m.run;
-    std::string model = r.is_object() && r.contains("model") && r["model"].is_object() ? r["model"].value("name", "") : "";
-    const std::string device = r.is_object() && r.contains("device") && r["device"].is_string() ? r["device"].get<std::string>() : "";
+    std::string model = r.is_object() && r.contains("model") && r["model"].is_object()
+                            ? r["model"].value("name", "")
+                            : "";
+    const std::string device = r.is_object() && r.contains("device") && r["device"].is_string()
+                                   ? r["device"].get<std::string>()
+                                   : "";
     std::vector<double> losses;
     for (const auto& p : m.steps) losses.push_back(p.loss);
     const std::vector<double> smooth = moving_average(losses, smoothing_half_window(losses.size()));
@@ -188,21 +208,23 @@ std::string runs_table(const std::vector<RunMetrics>& runs) {
         if (std::isfinite(p.tflops)) sum_tf += p.tflops, ++k_tf;
       }
       if (!std::isfinite(tok_s) && k_tok) tok_s = sum_tok / double(k_tok);
-      if (!std::isfinite(mfu) && k_tf && m.peak_tflops() > 0) mfu = sum_tf / double(k_tf) / m.peak_tflops();
+      if (!std::isfinite(mfu) && k_tf && m.peak_tflops() > 0)
+        mfu = sum_tf / double(k_tf) / m.peak_tflops();
     }
     const double wall = json_num(m.report, "wall_s");
     const double elapsed = std::isfinite(wall) ? wall
                            : m.steps.empty()   ? kNaN
                                                : m.steps.back().time - m.start_time;
-    s += "<tr><td><span class=\"swatch\" style=\"border-color:" + chart_color_hex(int(i)) + "\"></span>" +
-         html_escape(m.name) + "</td><td>" + html_escape(model) + "</td><td class=\"num\">" +
-         fmt("%.2fM", json_num(r, "params") / 1e6) + "</td><td>" + html_escape(device) + "</td><td class=\"num\">" +
-         std::to_string(done) + (planned > 0 ? " / " + std::to_string(planned) : "") + "</td><td class=\"num\">" +
-         fmt("%.3gM", m.steps.empty() ? kNaN : m.steps.back().tokens / 1e6) + "</td><td class=\"num\">" +
-         fmt("%.4f", smooth.empty() ? kNaN : smooth.back()) + "</td><td class=\"num\">" + fmt("%.4f", best_val) +
-         "</td><td class=\"num\">" + fmt("%.0f", tok_s) + "</td><td class=\"num\">" +
-         fmt("%.1f%%", 100 * mfu) + "</td><td class=\"num\">" + fmt("%.1f s", elapsed) +
-         "</td></tr>\n";
+    s += "<tr><td><span class=\"swatch\" style=\"border-color:" + chart_color_hex(int(i)) +
+         "\"></span>" + html_escape(m.name) + "</td><td>" + html_escape(model) +
+         "</td><td class=\"num\">" + fmt("%.2fM", json_num(r, "params") / 1e6) + "</td><td>" +
+         html_escape(device) + "</td><td class=\"num\">" + std::to_string(done) +
+         (planned > 0 ? " / " + std::to_string(planned) : "") + "</td><td class=\"num\">" +
+         fmt("%.3gM", m.steps.empty() ? kNaN : m.steps.back().tokens / 1e6) +
+         "</td><td class=\"num\">" + fmt("%.4f", smooth.empty() ? kNaN : smooth.back()) +
+         "</td><td class=\"num\">" + fmt("%.4f", best_val) + "</td><td class=\"num\">" +
+         fmt("%.0f", tok_s) + "</td><td class=\"num\">" + fmt("%.1f%%", 100 * mfu) +
+         "</td><td class=\"num\">" + fmt("%.1f s", elapsed) + "</td></tr>\n";
   }
   return s + "</table>\n";
 }
@@ -231,19 +253,23 @@ std::string efficiency_table(const std::vector<RunMetrics>& runs) {
   s += "</tr>\n";
   for (const Row& row : rows) {
     s += "<tr><th>" + std::string(row.label) + "</th>";
-    for (const auto& m : runs) s += "<td class=\"num\">" + fmt(row.format, json_num(m.report, row.key) * row.scale) + "</td>";
+    for (const auto& m : runs)
+      s +=
+          "<td class=\"num\">" + fmt(row.format, json_num(m.report, row.key) * row.scale) + "</td>";
     s += "</tr>\n";
   }
   s += "</table>\n";
   for (const auto& m : runs)
     if (m.report.is_null())
       s += "<p class=\"note\">" + html_escape(m.name) +
-           ": no efficiency report yet (the run is still going, or stopped before it could write one).</p>\n";
+           ": no efficiency report yet (the run is still going, or stopped before it could write "
+           "one).</p>\n";
   return s;
 }
 
 std::string value_text(const nlohmann::json& v) {
-  return v.is_string() ? v.get<std::string>() : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return v.is_string() ? v.get<std::string>()
+                       : v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string config_section(const std::vector<RunMetrics>& runs) {
@@ -265,7 +291,8 @@ std::string config_section(const std::vector<RunMetrics>& runs) {
     for (const char* key : {"params", "device", "peak_tflops", "resumed_from_step"}) {
       auto it = m.run.find(key);
       if (it != m.run.end())
-        s += "<tr><td>" + std::string(key) + "</td><td>" + html_escape(value_text(*it)) + "</td></tr>\n";
+        s += "<tr><td>" + std::string(key) + "</td><td>" + html_escape(value_text(*it)) +
+             "</td></tr>\n";
     }
     s += "</table></details>\n";
   }
@@ -277,10 +304,12 @@ std::string samples_section(const std::vector<RunMetrics>& runs) {
   for (const auto& m : runs) {
     if (m.samples.empty()) continue;
     const SampleRecord& r = m.samples.back();
-    s += "<p><b>" + html_escape(m.name) + "</b>, step " + std::to_string(r.step) + ":</p><div class=\"sample\"><b>" +
-         html_escape(r.prompt) + "</b>" + html_escape(r.text) + "</div>\n";
+    s += "<p><b>" + html_escape(m.name) + "</b>, step " + std::to_string(r.step) +
+         ":</p><div class=\"sample\"><b>" + html_escape(r.prompt) + "</b>" + html_escape(r.text) +
+         "</div>\n";
   }
-  return s.empty() ? "<p class=\"note\">no samples were logged (kiln train --sample-every N)</p>\n" : s;
+  return s.empty() ? "<p class=\"note\">no samples were logged (kiln train --sample-every N)</p>\n"
+                   : s;
 }
 
 // Same-named directories (runs/a/out, runs/b/out) get their parent's name too.
@@ -300,8 +329,9 @@ std::vector<RunMetrics> distinct_names(std::vector<RunMetrics> runs) {
 ChartSpec loss_chart(const std::vector<RunMetrics>& runs) {
   ChartSpec c{"Loss", "step", "loss", false, false, {}};
   const EvalX eval_step = [](const RunMetrics&, const EvalPoint& e) { return double(e.step); };
-  add_smoothed(c, runs, [](const RunMetrics&, const StepPoint& p) { return double(p.step); },
-               [](const StepPoint& p) { return p.loss; }, &eval_step);
+  add_smoothed(
+      c, runs, [](const RunMetrics&, const StepPoint& p) { return double(p.step); },
+      [](const StepPoint& p) { return p.loss; }, &eval_step);
   return c;
 }
 
@@ -312,12 +342,14 @@ std::string html_report(const std::vector<RunMetrics>& input, double generated) 
   char when[64] = "";
   const std::time_t t = std::time_t(generated);
   std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", std::localtime(&t));
-  std::string h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Kiln report: " +
-                  html_escape(names) + "</title>\n<style>\n" + css() + "\n</style>\n</head>\n<body>\n";
+  std::string h =
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>Kiln "
+      "report: " +
+      html_escape(names) + "</title>\n<style>\n" + css() + "\n</style>\n</head>\n<body>\n";
   h += "<h1>Kiln training report</h1>\n<p class=\"meta\">" + std::to_string(runs.size()) +
-       (runs.size() == 1 ? " run" : " runs") + ": " + html_escape(names) + " &middot; written " + when +
-       " by kiln report</p>\n";
+       (runs.size() == 1 ? " run" : " runs") + ": " + html_escape(names) + " &middot; written " +
+       when + " by kiln report</p>\n";
   h += "<h2>Runs</h2>\n" + runs_table(runs);
   h += "<h2>Curves</h2>\n<div class=\"charts\">\n";
   const std::vector<ChartSpec> charts = all_charts(runs);
@@ -332,11 +364,13 @@ std::string html_report(const std::vector<RunMetrics>& input, double generated) 
 void write_report(const std::vector<std::string>& run_dirs, const std::string& html_path,
                   const std::string& png_path) {
   std::vector<RunMetrics> runs;
-  for (const auto& dir : run_dirs) runs.push_back(load_run_metrics(dir));  // every input checked before writing
+  for (const auto& dir : run_dirs)
+    runs.push_back(load_run_metrics(dir));  // every input checked before writing
   const double now = double(std::time(nullptr));
   const std::string html = html_report(runs, now);
   std::string png;
-  if (!png_path.empty()) png = encode_png(raster_chart(loss_chart(distinct_names(runs)), 1000, 600));
+  if (!png_path.empty())
+    png = encode_png(raster_chart(loss_chart(distinct_names(runs)), 1000, 600));
   write_file_atomic(html_path, html);
   if (!png_path.empty()) write_file_atomic(png_path, png);
 }

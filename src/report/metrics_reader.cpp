@@ -106,7 +106,8 @@ void apply_record(RunMetrics& m, const nlohmann::json& r) {
 
 std::string metrics_path(const std::string& run_dir_or_file) {
   std::error_code ec;
-  if (fs::is_directory(run_dir_or_file, ec)) return (fs::path(run_dir_or_file) / "metrics.jsonl").string();
+  if (fs::is_directory(run_dir_or_file, ec))
+    return (fs::path(run_dir_or_file) / "metrics.jsonl").string();
   if (fs::path(run_dir_or_file).extension() == ".jsonl") return run_dir_or_file;
   return (fs::path(run_dir_or_file) / "metrics.jsonl").string();
 }
@@ -119,7 +120,8 @@ std::string run_name(const std::string& run_dir_or_file) {
   return name.empty() ? p.filename().string() : name;
 }
 
-MetricsTail::MetricsTail(const std::string& run_dir_or_file) : path_(metrics_path(run_dir_or_file)) {
+MetricsTail::MetricsTail(const std::string& run_dir_or_file)
+    : path_(metrics_path(run_dir_or_file)) {
   metrics_.source = path_;
   metrics_.name = run_name(run_dir_or_file);
   metrics_.start_time = kNaN;
@@ -182,10 +184,12 @@ RunMetrics load_run_metrics(const std::string& run_dir_or_file) {
   MetricsTail tail(run_dir_or_file);
   tail.poll();
   const std::string path = metrics_path(run_dir_or_file);
-  if (!tail.file_seen()) fail_input(path, "no metrics log here", "a run directory written by kiln train", "nothing");
+  if (!tail.file_seen())
+    fail_input(path, "no metrics log here", "a run directory written by kiln train", "nothing");
   RunMetrics m = tail.metrics();
-  if (m.empty()) fail_input(path, "holds no run, step or eval records", "a metrics.jsonl written by kiln train",
-                            std::to_string(m.bad_lines) + " unreadable lines");
+  if (m.empty())
+    fail_input(path, "holds no run, step or eval records", "a metrics.jsonl written by kiln train",
+               std::to_string(m.bad_lines) + " unreadable lines");
   return m;
 }
 

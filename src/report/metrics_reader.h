@@ -32,10 +32,10 @@ struct SystemPoint {
 
 // Everything read so far from one run.
 struct RunMetrics {
-  std::string source;  // the metrics.jsonl path
-  std::string name;    // the run directory's name, for legends
-  nlohmann::json run;      // the latest "run" record (config, model, device, ...), null until seen
-  nlohmann::json report;   // the latest "report" record, null until the run has finished
+  std::string source;     // the metrics.jsonl path
+  std::string name;       // the run directory's name, for legends
+  nlohmann::json run;     // the latest "run" record (config, model, device, ...), null until seen
+  nlohmann::json report;  // the latest "report" record, null until the run has finished
   std::vector<StepPoint> steps;  // ascending step; a resumed run replaces what it re-did
   std::vector<EvalPoint> evals;
   std::vector<SampleRecord> samples;

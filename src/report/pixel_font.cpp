@@ -102,7 +102,8 @@ void draw_text(RgbImage& image, int x, int y, const std::string& text, Rgb color
       for (int col = 0; col < kFontWidth; ++col)
         if (font_pixel(text[i], col, row))
           for (int dy = 0; dy < scale; ++dy)
-            for (int dx = 0; dx < scale; ++dx) image.set(gx + col * scale + dx, y + row * scale + dy, color);
+            for (int dx = 0; dx < scale; ++dx)
+              image.set(gx + col * scale + dx, y + row * scale + dy, color);
   }
 }
 

@@ -11,12 +11,13 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// The 1-2-5 step nearest to span / count: 10^floor(log10(raw)) times 1, 2, 5 or 10.
+// The smallest 1-2-5 step (1, 2 or 5 times a power of ten) that is at
+// least span / count, so an axis gets at most about `count` ticks.
 double nice_step(double span, int count) {
   const double raw = span / std::max(1, count);
   const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
   const double r = raw / magnitude;
-  const double m = r < 1.5 ? 1 : r < 3.5 ? 2 : r < 7.5 ? 5 : 10;
+  const double m = r <= 1 + 1e-9 ? 1 : r <= 2 + 1e-9 ? 2 : r <= 5 + 1e-9 ? 5 : 10;
   return m * magnitude;
 }
 
@@ -65,7 +66,8 @@ std::vector<double> Axis::ticks(int count) const {
   std::vector<double> out;
   if (!valid_) return out;
   if (log_) {
-    const int first = int(std::ceil(std::log10(lo_) - 1e-9)), last = int(std::floor(std::log10(hi_) + 1e-9));
+    const int first = int(std::ceil(std::log10(lo_) - 1e-9)),
+              last = int(std::floor(std::log10(hi_) + 1e-9));
     const int decades = last - first + 1;
     // Few decades in view: add 2x and 5x so the axis still has labels.
     const bool fill = decades < std::max(2, count / 2);
@@ -136,15 +138,21 @@ std::vector<double> moving_average(const std::vector<double>& y, size_t half) {
   std::vector<double> out(n, kNaN);
   for (size_t i = 0; i < n; ++i) {
     if (!std::isfinite(y[i])) continue;
-    const size_t lo = i > half ? i - half : 0, hi = std::min(n, i + half + 1);
+    // The window shrinks symmetrically near the ends, so a sloped curve's
+    // first and last points are not pulled towards the middle.
+    const size_t h = std::min({half, i, n - 1 - i});
+    const size_t lo = i - h, hi = i + h + 1;
     out[i] = (sum[hi] - sum[lo]) / (count[hi] - count[lo]);
   }
   return out;
 }
 
 DotCanvas::DotCanvas(int cols, int rows, bool braille)
-    : cols_(std::max(cols, 0)), rows_(std::max(rows, 0)), braille_(braille),
-      bits_(size_t(cols_) * rows_, 0), color_(size_t(cols_) * rows_, -1) {}
+    : cols_(std::max(cols, 0)),
+      rows_(std::max(rows, 0)),
+      braille_(braille),
+      bits_(size_t(cols_) * rows_, 0),
+      color_(size_t(cols_) * rows_, -1) {}
 
 void DotCanvas::set(int x, int y, int color) {
   if (x < 0 || y < 0 || x >= dots_x() || y >= dots_y()) return;
@@ -185,10 +193,13 @@ void DotCanvas::plot(const Series& s, const Axis& x_axis, const Axis& y_axis) {
     }
     const int x = int(std::lround(std::clamp(ux, -2.0, 3.0) * w));
     const int y = int(std::lround((1 - std::clamp(uy, -2.0, 3.0)) * h));
-    if (have_prev && !s.markers) line(px, py, x, y, s.color);
-    else set(x, y, s.color);
+    if (have_prev && !s.markers)
+      line(px, py, x, y, s.color);
+    else
+      set(x, y, s.color);
     if (s.markers) {  // a small cross makes sparse eval points visible
-      set(x - 1, y, s.color), set(x + 1, y, s.color), set(x, y - 1, s.color), set(x, y + 1, s.color);
+      set(x - 1, y, s.color), set(x + 1, y, s.color), set(x, y - 1, s.color),
+          set(x, y + 1, s.color);
     }
     px = x, py = y, have_prev = true;
   }
@@ -196,8 +207,9 @@ void DotCanvas::plot(const Series& s, const Axis& x_axis, const Axis& y_axis) {
 
 ChartColor chart_color(int index) {
   // Blue, orange, green, red-purple, sky, vermillion, yellow, grey (Okabe-Ito order).
-  static constexpr ChartColor kPalette[] = {{0, 114, 178},  {230, 159, 0},  {0, 158, 115}, {204, 121, 167},
-                                            {86, 180, 233}, {213, 94, 0},   {240, 228, 66}, {100, 100, 100}};
+  static constexpr ChartColor kPalette[] = {{0, 114, 178},   {230, 159, 0},  {0, 158, 115},
+                                            {204, 121, 167}, {86, 180, 233}, {213, 94, 0},
+                                            {240, 228, 66},  {100, 100, 100}};
   return kPalette[size_t(index < 0 ? -index : index) % std::size(kPalette)];
 }
 

@@ -33,7 +33,6 @@ struct ChartColor {
 ChartColor chart_color(int index);
 std::string chart_color_hex(int index, bool faint = false);
 
-
 // Maps data values onto [0, 1] for one axis; log scale maps log10(value)
 // and treats values <= 0 as missing.
 class Axis {
@@ -69,8 +68,8 @@ std::string tick_label(double value);
 // smoothed the same way at every zoom.
 Series downsample(const Series& s, size_t max_points);
 
-// Centred moving average of y over i-half..i+half (windows shrink at the
-// ends; non-finite values are skipped and stay NaN): a trend without the lag
+// Centred moving average of y over i-half..i+half (windows shrink
+// symmetrically at the ends; non-finite values are skipped and stay NaN): a trend without the lag
 // an exponential average has, for plots drawn after the fact.
 std::vector<double> moving_average(const std::vector<double>& y, size_t half);
 
@@ -90,7 +89,8 @@ class DotCanvas {
   void line(int x0, int y0, int x1, int y1, int color);
   // Draws a series through the axes (x: left to right, y: bottom to top).
   void plot(const Series& s, const Axis& x_axis, const Axis& y_axis);
-  // The glyph of a cell (U+0020 when empty) and the colour of the last series drawn in it (-1: none).
+  // The glyph of a cell (U+0020 when empty) and the colour of the last series drawn in it (-1:
+  // none).
   char32_t glyph(int col, int row) const;
   int color(int col, int row) const { return color_[size_t(row) * cols_ + col]; }
 

@@ -14,7 +14,9 @@ void put_u32(std::string& out, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out += char(uint8_t(v >> shift));
 }
 
-uint32_t get_u32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+uint32_t get_u32(const uint8_t* p) {
+  return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
+}
 
 // A chunk is length, type, data, and the CRC-32 of type + data.
 void put_chunk(std::string& out, const char type[4], const std::vector<uint8_t>& data) {
@@ -72,7 +74,8 @@ std::optional<RgbImage> decode_png(const std::string& bytes, std::string* error)
     if (len > n - pos - 12) return *error = "truncated chunk", std::nullopt;
     const std::string type(reinterpret_cast<const char*>(p + pos + 4), 4);
     const uint8_t* data = p + pos + 8;
-    if (crc32(p + pos + 4, len + 4) != get_u32(data + len)) return *error = "CRC mismatch in " + type, std::nullopt;
+    if (crc32(p + pos + 4, len + 4) != get_u32(data + len))
+      return *error = "CRC mismatch in " + type, std::nullopt;
     if (type == "IHDR" && len >= 13) {
       width = get_u32(data), height = get_u32(data + 4);
       bit_depth = data[8], color_type = data[9], interlace = data[12];
@@ -86,16 +89,29 @@ std::optional<RgbImage> decode_png(const std::string& bytes, std::string* error)
     pos += 12 + len;
   }
   if (!ended) return *error = "no IEND chunk", std::nullopt;
-  if (width == 0 || height == 0 || width > 20000 || height > 20000) return *error = "bad image size", std::nullopt;
-  if (bit_depth != 8 || interlace != 0) return *error = "only 8-bit non-interlaced PNGs are read", std::nullopt;
+  if (width == 0 || height == 0 || width > 20000 || height > 20000)
+    return *error = "bad image size", std::nullopt;
+  if (bit_depth != 8 || interlace != 0)
+    return *error = "only 8-bit non-interlaced PNGs are read", std::nullopt;
   int channels = 0;
   switch (color_type) {
-    case 0: channels = 1; break;
-    case 2: channels = 3; break;
-    case 3: channels = 1; break;
-    case 4: channels = 2; break;
-    case 6: channels = 4; break;
-    default: return *error = "unknown colour type", std::nullopt;
+    case 0:
+      channels = 1;
+      break;
+    case 2:
+      channels = 3;
+      break;
+    case 3:
+      channels = 1;
+      break;
+    case 4:
+      channels = 2;
+      break;
+    case 6:
+      channels = 4;
+      break;
+    default:
+      return *error = "unknown colour type", std::nullopt;
   }
   const size_t row_bytes = size_t(width) * channels, stride = row_bytes + 1;
   auto raw = zlib_decompress(idat.data(), idat.size(), stride * height, error);
@@ -112,12 +128,22 @@ std::optional<RgbImage> decode_png(const std::string& bytes, std::string* error)
       const int a = i >= size_t(channels) ? row[i - channels] : 0, b = prev[i];
       const int c = i >= size_t(channels) ? prev[i - channels] : 0;
       switch (filter) {
-        case 0: break;
-        case 1: row[i] = uint8_t(row[i] + a); break;
-        case 2: row[i] = uint8_t(row[i] + b); break;
-        case 3: row[i] = uint8_t(row[i] + ((a + b) >> 1)); break;
-        case 4: row[i] = uint8_t(row[i] + paeth(a, b, c)); break;
-        default: return *error = "bad filter type", std::nullopt;
+        case 0:
+          break;
+        case 1:
+          row[i] = uint8_t(row[i] + a);
+          break;
+        case 2:
+          row[i] = uint8_t(row[i] + b);
+          break;
+        case 3:
+          row[i] = uint8_t(row[i] + ((a + b) >> 1));
+          break;
+        case 4:
+          row[i] = uint8_t(row[i] + paeth(a, b, c));
+          break;
+        default:
+          return *error = "bad filter type", std::nullopt;
       }
     }
     std::memcpy(prev.data(), row, row_bytes);
@@ -130,7 +156,8 @@ std::optional<RgbImage> decode_png(const std::string& bytes, std::string* error)
       if (color_type == 2 || color_type == 6) c = {px[0], px[1], px[2]};
       if (color_type == 6) alpha = px[3];
       if (color_type == 3) {
-        if (size_t(px[0]) * 3 + 2 >= palette.size()) return *error = "palette index out of range", std::nullopt;
+        if (size_t(px[0]) * 3 + 2 >= palette.size())
+          return *error = "palette index out of range", std::nullopt;
         c = {palette[px[0] * 3], palette[px[0] * 3 + 1], palette[px[0] * 3 + 2]};
       }
       if (alpha != 255) {  // composite over white, as a page background would

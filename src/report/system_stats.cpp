@@ -108,14 +108,18 @@ const Nvml& nvml() {
       return p ? p : (b ? dlsym(h, b) : nullptr);
     };
     lib.init = reinterpret_cast<nvmlReturn (*)()>(sym("nvmlInit_v2", "nvmlInit"));
-    lib.count = reinterpret_cast<nvmlReturn (*)(unsigned int*)>(sym("nvmlDeviceGetCount_v2", "nvmlDeviceGetCount"));
+    lib.count = reinterpret_cast<nvmlReturn (*)(unsigned int*)>(
+        sym("nvmlDeviceGetCount_v2", "nvmlDeviceGetCount"));
     lib.handle = reinterpret_cast<nvmlReturn (*)(unsigned int, nvmlDevice*)>(
         sym("nvmlDeviceGetHandleByIndex_v2", "nvmlDeviceGetHandleByIndex"));
     lib.utilization = reinterpret_cast<nvmlReturn (*)(nvmlDevice, NvmlUtilization*)>(
         sym("nvmlDeviceGetUtilizationRates", nullptr));
-    lib.memory = reinterpret_cast<nvmlReturn (*)(nvmlDevice, NvmlMemory*)>(sym("nvmlDeviceGetMemoryInfo", nullptr));
-    lib.power = reinterpret_cast<nvmlReturn (*)(nvmlDevice, unsigned int*)>(sym("nvmlDeviceGetPowerUsage", nullptr));
-    lib.name = reinterpret_cast<nvmlReturn (*)(nvmlDevice, char*, unsigned int)>(sym("nvmlDeviceGetName", nullptr));
+    lib.memory = reinterpret_cast<nvmlReturn (*)(nvmlDevice, NvmlMemory*)>(
+        sym("nvmlDeviceGetMemoryInfo", nullptr));
+    lib.power = reinterpret_cast<nvmlReturn (*)(nvmlDevice, unsigned int*)>(
+        sym("nvmlDeviceGetPowerUsage", nullptr));
+    lib.name = reinterpret_cast<nvmlReturn (*)(nvmlDevice, char*, unsigned int)>(
+        sym("nvmlDeviceGetName", nullptr));
     lib.ok = lib.init && lib.count && lib.handle && lib.init() == 0;
     // The library stays loaded for the life of the process (NVML keeps state).
   });
@@ -172,10 +176,12 @@ struct SystemSampler::Rapl {
       const std::string base = std::string(root) + "/" + entry;
       std::string name, range, energy;
       if (!read_small_file(base + "/name", &name) || name.rfind("package", 0) != 0) continue;
-      if (!read_small_file(base + "/energy_uj", &energy) || energy.empty()) continue;  // root-only on many systems
+      if (!read_small_file(base + "/energy_uj", &energy) || energy.empty())
+        continue;  // root-only on many systems
       Zone z;
       z.energy_path = base + "/energy_uj";
-      if (read_small_file(base + "/max_energy_range_uj", &range)) z.range_uj = std::strtod(range.c_str(), nullptr);
+      if (read_small_file(base + "/max_energy_range_uj", &range))
+        z.range_uj = std::strtod(range.c_str(), nullptr);
       zones.push_back(z);
     }
     closedir(dir);
@@ -218,7 +224,7 @@ SystemSample SystemSampler::sample() {
   if (auto cpu = read_proc_cpu(pid_)) {
     if (last_wall_s_ >= 0 && now > last_wall_s_) {
       s.cpu_pct = 100.0 * (cpu->cpu_s - last_cpu_s_) / (now - last_wall_s_);
-    } else if (auto up = uptime_seconds(); up && *up > cpu->started_s) {
+    } else if (auto up = uptime_seconds(); up && *up > cpu->started_s + 0.05) {
       s.cpu_pct = 100.0 * cpu->cpu_s / (*up - cpu->started_s);  // average since the process started
     }
     last_cpu_s_ = cpu->cpu_s;
@@ -247,7 +253,8 @@ nlohmann::json to_system_record(const SystemSample& s) {
   put("gpu_mem_mb", s.gpu_mem_mb);
   put("gpu_power_w", s.gpu_power_w);
   put("cpu_power_w", s.cpu_power_w);
-  if (s.gpu_power_w || s.cpu_power_w) j["power_w"] = s.gpu_power_w.value_or(0) + s.cpu_power_w.value_or(0);
+  if (s.gpu_power_w || s.cpu_power_w)
+    j["power_w"] = s.gpu_power_w.value_or(0) + s.cpu_power_w.value_or(0);
   if (s.gpu_count > 0) j["gpu_count"] = s.gpu_count, j["gpu_name"] = s.gpu_name;
   return j;
 }

@@ -16,13 +16,13 @@
 namespace kiln {
 
 struct SystemSample {
-  double time = 0;                     // unix seconds
-  std::optional<double> cpu_pct;       // % of one core since the previous sample (100 = one core busy)
-  std::optional<double> rss_mb;        // resident set size
-  std::optional<double> gpu_util;      // % (mean over the GPUs)
-  std::optional<double> gpu_mem_mb;    // memory used on the GPUs (sum)
-  std::optional<double> gpu_power_w;   // board power of the GPUs (sum)
-  std::optional<double> cpu_power_w;   // CPU package power (sum of the RAPL packages)
+  double time = 0;                 // unix seconds
+  std::optional<double> cpu_pct;   // % of one core since the previous sample (100 = one core busy)
+  std::optional<double> rss_mb;    // resident set size
+  std::optional<double> gpu_util;  // % (mean over the GPUs)
+  std::optional<double> gpu_mem_mb;   // memory used on the GPUs (sum)
+  std::optional<double> gpu_power_w;  // board power of the GPUs (sum)
+  std::optional<double> cpu_power_w;  // CPU package power (sum of the RAPL packages)
   int gpu_count = 0;
   std::string gpu_name;
 };
@@ -43,7 +43,8 @@ class SystemSampler {
 
  private:
   pid_t pid_;
-  double last_cpu_s_ = -1, last_wall_s_ = -1;  // process CPU seconds and monotonic time of the last sample
+  double last_cpu_s_ = -1,
+         last_wall_s_ = -1;  // process CPU seconds and monotonic time of the last sample
   struct Rapl;
   std::unique_ptr<Rapl> rapl_;
 };

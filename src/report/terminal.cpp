@@ -77,7 +77,8 @@ Terminal::Terminal() {
   if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
     fail_input("kiln dash", "needs a terminal on stdin and stdout", "an interactive terminal",
                "a pipe or file (use --once for a single frame as text)");
-  if (tcgetattr(STDIN_FILENO, &saved_) != 0) fail_runtime("kiln dash", "cannot read the terminal settings");
+  if (tcgetattr(STDIN_FILENO, &saved_) != 0)
+    fail_runtime("kiln dash", "cannot read the terminal settings");
   termios raw = saved_;
   // No echo, no line buffering, and Ctrl-C arrives as a key (0x03) so the
   // dashboard, not the kernel, decides what quitting does to a child trainer.
@@ -85,7 +86,8 @@ Terminal::Terminal() {
   raw.c_iflag &= ~tcflag_t(IXON | ICRNL);
   raw.c_cc[VMIN] = 0;
   raw.c_cc[VTIME] = 0;
-  if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) != 0) fail_runtime("kiln dash", "cannot set raw mode");
+  if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) != 0)
+    fail_runtime("kiln dash", "cannot set raw mode");
   active_ = true;
   write_all(std::string(kEnter));
 }

@@ -26,9 +26,9 @@ class Terminal {
   Terminal& operator=(const Terminal&) = delete;
 
   void size(int* width, int* height) const;  // TIOCGWINSZ, 80x24 when unknown
-  void draw(const CellBuffer& frame);          // sends the difference to the last frame
-  void invalidate() { have_last_ = false; }    // the next draw repaints the screen
-  void restore();                              // leaves raw mode and the alternate screen (idempotent)
+  void draw(const CellBuffer& frame);        // sends the difference to the last frame
+  void invalidate() { have_last_ = false; }  // the next draw repaints the screen
+  void restore();  // leaves raw mode and the alternate screen (idempotent)
 
  private:
   void write_all(const std::string& bytes);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cuda_factory.h"
 #include "backend/profiling_backend.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -13,6 +14,21 @@
 
 namespace kiln {
 
+std::unique_ptr<Backend> make_backend(const std::string& device, DTypeChoice choice, int threads) {
+  if (device == "cuda") {
+    std::string why;
+    // bf16 is the CUDA default (tensor cores); fp32 when asked for.
+    auto cuda = make_cuda_backend(choice == DTypeChoice::fp32 ? DType::f32 : DType::bf16, &why);
+    if (!cuda) fail_input("--device", "CUDA is not available here: " + why, "cuda with a usable GPU", "none");
+    return cuda;
+  }
+  if (device != "cpu") fail_input("--device", "unknown device", "cpu or cuda", device);
+  CpuBackendOptions options;
+  options.compute_dtype = resolve_cpu_dtype(choice);
+  options.threads = threads;
+  return std::make_unique<CpuBackend>(options);
+}
+
 StepBenchResult run_step_benchmark(const ModelConfig& config, const StepBenchOptions& options,
                                    double peak_tflops) {
   if (options.steps <= 0)
@@ -21,12 +37,9 @@ StepBenchResult run_step_benchmark(const ModelConfig& config, const StepBenchOpt
   if (!parse_dtype_choice(options.dtype, &choice))
     fail_input("--dtype", "unknown dtype", "auto, fp32 or bf16", options.dtype);
   Timer plan_timer;
-  CpuBackendOptions backend_options;
-  backend_options.compute_dtype = resolve_cpu_dtype(choice);
-  backend_options.threads = options.threads;
-  CpuBackend cpu(backend_options);
-  ProfilingBackend profiler(cpu);
-  Backend& backend = options.profile ? static_cast<Backend&>(profiler) : cpu;
+  std::unique_ptr<Backend> device = make_backend(options.device, choice, options.threads);
+  ProfilingBackend profiler(*device);
+  Backend& backend = options.profile ? static_cast<Backend&>(profiler) : *device;
   const DType dt = backend.compute_dtype();
 
   ModelStep step(backend, config, options.batch, options.seq);

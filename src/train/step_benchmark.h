@@ -3,6 +3,10 @@
 #pragma once
 #include <string>
 
+#include <memory>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
 #include "model/config.h"
 
 namespace kiln {
@@ -10,6 +14,7 @@ namespace kiln {
 struct StepBenchOptions {
   int batch = 4, seq = 256, steps = 5, warmup = 1;
   std::string dtype = "auto";  // auto | fp32 | bf16
+  std::string device = "cpu";  // cpu | cuda
   int threads = 0;
   uint64_t seed = 1;
   bool profile = false;  // time every op (adds a synchronisation per op)
@@ -29,6 +34,9 @@ struct StepBenchResult {
   size_t activation_bytes = 0;
   std::string profile_table;  // when profiling: per-op times of the timed steps
 };
+
+// The backend for --device cpu|cuda and --dtype (InputError when unavailable).
+std::unique_ptr<Backend> make_backend(const std::string& device, DTypeChoice choice, int threads);
 
 StepBenchResult run_step_benchmark(const ModelConfig& config, const StepBenchOptions& options,
                                    double peak_tflops);

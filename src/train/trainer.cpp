@@ -22,7 +22,9 @@
 #include "train/model_step.h"
 #include "train/optimizer.h"
 #include "train/peak_cache.h"
+#include "train/step_benchmark.h"
 #include "train/token_data.h"
+#include <omp.h>
 #include "infer/sample_text.h"
 #include "tokenizer/tokenizer.h"
 #include "report/system_stats.h"
@@ -69,10 +71,7 @@ void validate_options(const TrainOptions& o) {
   if (o.threads < 0) fail_input("--threads", "must be >= 0", ">= 0", std::to_string(o.threads));
   if (o.sampling != "random" && o.sampling != "sequential")
     fail_input("--sampling", "unknown sampling", "random or sequential", o.sampling);
-  if (o.device != "cpu") {
-    if (o.device == "cuda") fail_input("--device", "this kiln was built without CUDA", "cpu", o.device);
-    fail_input("--device", "unknown device", "cpu or cuda", o.device);
-  }
+  if (o.device != "cpu" && o.device != "cuda") fail_input("--device", "unknown device", "cpu or cuda", o.device);
   if (o.max_skips <= 0) fail_input("--max-skips", "must be positive", "> 0", std::to_string(o.max_skips));
   if (o.on_nonfinite != "rollback" && o.on_nonfinite != "stop")
     fail_input("--on-nonfinite", "unknown policy", "rollback or stop", o.on_nonfinite);
@@ -129,7 +128,7 @@ std::string format_duration(double seconds) {
 struct Run {
   TrainOptions o;
   ModelConfig config;
-  std::unique_ptr<CpuBackend> backend;
+  std::unique_ptr<Backend> backend;
   std::unique_ptr<ModelStep> step;
   std::unique_ptr<AdamW> adamw;
   DType dt = DType::f32;
@@ -198,7 +197,7 @@ struct Run {
             {"adam_steps", adamw->steps_taken()},   // fewer than step when steps were skipped
             {"lr_scale", lr_scale},
             {"dtype", dtype_name(dt)},
-            {"threads", backend->threads()},
+            {"threads", omp_get_max_threads()},
             {"tokenizer", o.tokenizer.empty() ? std::string() : fs::absolute(o.tokenizer).string()},
             {"schedule",
              {{"lr", schedule.lr}, {"warmup", schedule.warmup}, {"total_steps", schedule.total_steps},
@@ -352,10 +351,7 @@ int run_training(TrainOptions o) {
   run.o = o;
   run.config = config;
   run.tokenizer = std::move(tokenizer);
-  CpuBackendOptions bo;
-  bo.compute_dtype = resolve_cpu_dtype(choice);
-  bo.threads = o.threads;
-  run.backend = std::make_unique<CpuBackend>(bo);
+  run.backend = make_backend(o.device, choice, o.threads);
   run.dt = run.backend->compute_dtype();
   const Sampling sampling = o.sampling == "sequential" ? Sampling::sequential : Sampling::random;
   run.train = std::make_unique<BatchSource>(train_tokens, o.batch, o.seq, sampling, o.seed);
@@ -412,14 +408,14 @@ int run_training(TrainOptions o) {
   run.schedule.total_steps = o.steps;
   run.schedule.warmup = o.warmup >= 0 ? o.warmup : std::min<int64_t>(1000, o.steps / 20);
   run.schedule.min_lr_frac = o.min_lr_frac;
-  run.peak = cpu_peak(*run.backend, 3.0);
+  if (auto* cpu = dynamic_cast<CpuBackend*>(run.backend.get())) run.peak = cpu_peak(*cpu, 3.0);
   const double compile_s = wall.seconds();
 
   nlohmann::json cfg = {{"batch", o.batch}, {"seq", o.seq}, {"accum", o.accum}, {"steps", o.steps},
                         {"lr", o.lr}, {"warmup", run.schedule.warmup}, {"min_lr_frac", o.min_lr_frac},
                         {"weight_decay", o.weight_decay}, {"beta1", o.beta1}, {"beta2", o.beta2},
                         {"eps", o.eps}, {"clip", o.clip}, {"dtype", dtype_name(run.dt)},
-                        {"threads", run.backend->threads()}, {"seed", o.seed}, {"sampling", o.sampling},
+                        {"threads", omp_get_max_threads()}, {"seed", o.seed}, {"sampling", o.sampling},
                         {"data", o.data}, {"val_data", o.val_data}, {"model_source", source.description}};
   run.log.write("run", {{"config", cfg},
                         {"model", config_to_json(config)},
