@@ -7,6 +7,7 @@
 #   scripts/chaos.sh                        uses build/kiln (make build first)
 #   KILLS=40 SEED=7 STEPS=120 scripts/chaos.sh
 #   KILN_BIN=path/to/kiln WORK=/tmp/chaos scripts/chaos.sh
+#   VERBOSE=1 scripts/chaos.sh              one line per attempt (when killed, exit, newest checkpoint)
 #
 # Exit 0 when the weights match and every resumed run started from a
 # checkpoint that verified; 1 otherwise (the work dir is kept for a look).
@@ -65,21 +66,25 @@ train "$WORK/ref" "$STEPS" >"$WORK/logs/ref.log" 2>&1 || {
 ref_s=$(elapsed "$start")
 final=$(printf 'step-%06d' "$STEPS")
 [[ -f $WORK/ref/$final/model.safetensors ]] || { echo "chaos: reference has no $final" >&2; exit 1; }
-# Kill delays are uniform in [0, startup + min(2 / remaining kills, 0.9) *
-# remaining training time): some kills land while a run starts or loads its
-# checkpoint, most during steps and checkpoint writes, spread over the run.
-# Recomputed after every kill from the newest checkpoint, so the KILLS kills
-# land before the run can finish.
-train_s=$(awk -v t="$ref_s" -v s="$startup_s" 'BEGIN { d = t - s; if (d < 0.05) d = 0.05; printf "%.3f", d }')
-next_delay() {
-  local newest done_steps
-  newest=$(find "$WORK/chaos" -maxdepth 1 -name 'step-*' -printf '%f\n' 2>/dev/null | sort | tail -1)
-  done_steps=0
-  [[ -n $newest ]] && done_steps=$((10#${newest#step-}))
-  awk -v r="$RANDOM" -v s="$startup_s" -v t="$train_s" -v n="$STEPS" -v d="$done_steps" \
-    -v k="$((KILLS - kills))" 'BEGIN { f = 2 / k; if (f > 0.9) f = 0.9; m = s + f * t * (n - d) / n; printf "%.3f", r / 32768 * m }'
-}
 echo "chaos: a run starts in ${startup_s} s, the reference took ${ref_s} s"
+
+# When to kill. Timing alone is unreliable (fsync latency varies tenfold on a
+# busy disk), so most kills follow the run's progress: kill i waits until the
+# newest checkpoint reaches a random step target_i (sorted, below STEPS - 4),
+# then a random jitter of up to two steps' time, so it lands anywhere in a
+# step or a checkpoint write. A repeated target kills a run right after it
+# resumed. Every fifth kill instead comes at a random moment of the start
+# (reading and verifying the checkpoint), within twice the start-up time.
+step_s=$(awk -v t="$ref_s" -v s="$startup_s" -v n="$STEPS" 'BEGIN { printf "%.6f", (t - s) / n }')
+mapfile -t targets < <(for ((i = 0; i < KILLS; i++)); do
+  echo $((1 + RANDOM % (STEPS - 5)))
+done | sort -n)
+newest_step() {
+  local newest
+  newest=$(find "$WORK/chaos" -maxdepth 1 -name 'step-*' -printf '%f\n' 2>/dev/null | sort | tail -1)
+  if [[ -n $newest ]]; then echo $((10#${newest#step-})); else echo 0; fi
+}
+random_below() { awk -v r="$RANDOM" -v m="$1" 'BEGIN { printf "%.4f", r / 32768 * m }'; }
 
 # 2. The same run, killed and resumed until it completes.
 kills=0
@@ -92,12 +97,26 @@ while :; do
   train_args "$WORK/chaos" "$STEPS"
   "$KILN_BIN" "${args[@]}" --resume >"$log" 2>&1 &
   pid=$!
+  how=none
   if ((kills < KILLS)); then
-    sleep "$(next_delay)"
+    if ((kills % 5 == 4)); then
+      delay=$(random_below "$(awk -v s="$startup_s" 'BEGIN { print 2 * s }')")
+      sleep "$delay"
+      how="$delay s into the start"
+    else
+      target=${targets[$kills]}
+      while kill -0 "$pid" 2>/dev/null && (($(newest_step) < target)); do sleep 0.005; done
+      jitter=$(random_below "$(awk -v s="$step_s" 'BEGIN { print 2 * s }')")
+      sleep "$jitter"
+      how="after step $target + $jitter s"
+    fi
     kill -KILL "$pid" 2>/dev/null || true
   fi
   rc=0
   wait "$pid" 2>/dev/null || rc=$?
+  if [[ ${VERBOSE:-0} == 1 ]]; then
+    echo "chaos: attempt $attempts: kill $how, exit $rc, newest checkpoint step $(newest_step)"
+  fi
   if ((rc == 137)); then
     kills=$((kills + 1))
     continue
