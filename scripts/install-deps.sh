@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git
   libdnnl-dev            # oneDNN 2.6: GEMM primitives (fp32, bf16 on AMX)
+  ocl-icd-opencl-dev     # only a Recommends of libdnnl-dev, but its CMake config requires OpenCL
   nlohmann-json3-dev     # JSON: configs, metrics, checkpoint state
   libcli11-dev           # command-line parsing
   libsentencepiece-dev sentencepiece  # tokenizer

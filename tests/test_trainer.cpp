@@ -339,3 +339,53 @@ TEST_F(Trainer, SigintCheckpointsAndReports) {
   EXPECT_NE(kiln::test::read_text_file(out_path).find("Efficiency Report"), std::string::npos);
   EXPECT_NE(kiln::test::read_text_file(metrics_path).find("\"type\":\"report\""), std::string::npos);
 }
+
+// SIGKILL at random moments, then --resume again and again: the final weights
+// are bitwise those of a run that was never interrupted.
+TEST_F(Trainer, KilledAndResumedRunIsBitwiseExact) {
+  const std::vector<std::string> common = {"--steps", "30", "--ckpt-every", "1", "--keep", "2", "--sampling",
+                                           "random", "--lr", "3e-3"};
+  auto r = run_kiln(base_args("straight") + common, dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  Rng rng(2024, 5);
+  int kills = 0;
+  for (int attempt = 0; attempt < 40; ++attempt) {
+    std::vector<std::string> args = base_args("killed") + common;
+    args.push_back("--resume");
+    args.insert(args.begin(), KILN_BINARY);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      FILE* f = freopen("/dev/null", "w", stdout);
+      (void)f;
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    int status = 0;
+    if (kills < 6) {
+      usleep(useconds_t(20000 + rng.below(300000)));  // 20-320 ms into the run
+      if (waitpid(pid, &status, WNOHANG) == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        ++kills;
+        continue;
+      }
+    } else {
+      waitpid(pid, &status, 0);
+    }
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    if (!list_checkpoints(dir + "/killed").empty() && list_checkpoints(dir + "/killed").back().step == 30) break;
+  }
+  EXPECT_GE(kills, 5);
+  const auto ckpts = list_checkpoints(dir + "/killed");
+  ASSERT_FALSE(ckpts.empty());
+  ASSERT_EQ(ckpts.back().step, 30);
+  for (const char* f : {"model.safetensors", "optimizer.safetensors"})
+    EXPECT_TRUE(kiln::test::read_text_file(dir + "/straight/step-000030/" + f) ==
+                kiln::test::read_text_file(ckpts.back().path + "/" + f))
+        << f << " differs after " << kills << " kills";
+}
