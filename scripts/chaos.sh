@@ -146,8 +146,10 @@ for f in model.safetensors optimizer.safetensors; do
 done
 leftover=$(find "$WORK/chaos" -maxdepth 1 -name '.tmp-*' | wc -l)
 if ((leftover > 0)); then
-  echo "chaos: note: $leftover temporary checkpoint dir(s) left by killed runs in $WORK/chaos:"
-  find "$WORK/chaos" -maxdepth 1 -name '.tmp-*' -printf '  %f\n' | head -5
+  # Each run removes the temp dirs of the killed runs before it; none may survive the last.
+  echo "chaos: $leftover temporary checkpoint dir(s) left by killed runs in $WORK/chaos:" >&2
+  find "$WORK/chaos" -maxdepth 1 -name '.tmp-*' -printf '  %f\n' | head -5 >&2
+  status=1
 fi
 if ((kills < KILLS)); then
   echo "chaos: only $kills kills landed (wanted $KILLS): the run finished early; raise STEPS" >&2

@@ -1,8 +1,10 @@
 // Checkpoint directories: exact write -> read, checksums that catch a flipped
 // byte, fallback to the previous checkpoint, no temp dirs left, rotation.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -275,4 +277,44 @@ TEST(Checkpoint, RotateKeepsTheNewestN) {
   ASSERT_EQ(left.size(), 1u);
   EXPECT_EQ(left[0].step, 50);
   EXPECT_TRUE(temp_entries(parent).empty());
+}
+
+// Temp dirs of writers that were killed mid-checkpoint are removed; those of live
+// processes are kept; a finished checkpoint that was moved aside and never replaced
+// is put back under its name.
+TEST(Checkpoint, StaleTempDirsOfDeadWritersAreCleanedUp) {
+  const std::string parent = test_dir();
+  const Model model(true, 1);
+  write_checkpoint(parent, checkpoint_name(3), model.contents(false));
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  const std::string dead = std::to_string(child);
+  const std::string mine = std::to_string(::getpid());
+  const std::string parent_pid = std::to_string(::getppid());  // alive: the test runner
+  // step-000003 moved aside by a writer that died before its replacement landed.
+  ASSERT_EQ(std::rename((fs::path(parent) / "step-000003").c_str(),
+                        (fs::path(parent) / (".tmp-old-step-000003-" + dead)).c_str()),
+            0);
+  for (const std::string& name :
+       {".tmp-step-000004-" + dead, ".tmp-del-step-000001-" + dead, ".tmp-step-000005-" + mine,
+        ".tmp-step-000006-" + parent_pid, std::string(".tmp-step-000007-notapid")})
+    fs::create_directories(fs::path(parent) / name / "inner");
+
+  const std::vector<std::string> removed = remove_stale_temp_dirs(parent);
+  EXPECT_EQ(removed.size(), 2u);
+  std::vector<std::string> left;
+  for (const std::string& path : temp_entries(parent))
+    left.push_back(fs::path(path).filename().string());
+  std::sort(left.begin(), left.end());
+  const std::vector<std::string> expected = {
+      ".tmp-step-000005-" + mine, ".tmp-step-000006-" + parent_pid, ".tmp-step-000007-notapid"};
+  EXPECT_EQ(left, expected);
+  const std::vector<CheckpointEntry> ckpts = list_checkpoints(parent);
+  ASSERT_EQ(ckpts.size(), 1u);
+  EXPECT_EQ(ckpts[0].step, 3);
+  EXPECT_NO_THROW(verify_checkpoint(ckpts[0].path));
+  EXPECT_TRUE(remove_stale_temp_dirs(parent).empty());
 }

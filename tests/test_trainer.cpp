@@ -1,7 +1,6 @@
 // kiln train / export end to end through the CLI: the oracle check of a few
 // sequential steps, exact resume, checkpoints and exports, bad input.
 #include <gtest/gtest.h>
-
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,12 +32,14 @@ constexpr int kVocab = 61;
 std::vector<uint16_t> make_tokens(int64_t n, uint64_t seed) {
   Rng rng(seed, 3);
   std::vector<uint16_t> t(n);
-  for (int64_t i = 0; i < n; ++i) t[i] = uint16_t(rng.uniform() < 0.1f ? rng.below(kVocab) : (i * 7) % kVocab);
+  for (int64_t i = 0; i < n; ++i)
+    t[i] = uint16_t(rng.uniform() < 0.1f ? rng.below(kVocab) : (i * 7) % kVocab);
   return t;
 }
 
 void write_tokens(const std::string& path, const std::vector<uint16_t>& tokens) {
-  kiln::test::write_text_file(path, std::string(reinterpret_cast<const char*>(tokens.data()), tokens.size() * 2));
+  kiln::test::write_text_file(
+      path, std::string(reinterpret_cast<const char*>(tokens.data()), tokens.size() * 2));
 }
 
 class Trainer : public ::testing::Test {
@@ -48,13 +49,25 @@ class Trainer : public ::testing::Test {
     train_tokens = make_tokens(6000, 1);
     write_tokens(dir + "/train.bin", train_tokens);
     write_tokens(dir + "/val.bin", make_tokens(1000, 2));
-    config = {{"dim", 24}, {"n_layers", 2}, {"n_heads", 4}, {"n_kv_heads", 2}, {"hidden_dim", 40},
-              {"vocab_size", kVocab}, {"max_seq_len", 32}};
+    config = {{"dim", 24},        {"n_layers", 2},        {"n_heads", 4},     {"n_kv_heads", 2},
+              {"hidden_dim", 40}, {"vocab_size", kVocab}, {"max_seq_len", 32}};
     kiln::test::write_text_file(dir + "/tiny.json", config.dump());
   }
   std::vector<std::string> base_args(const std::string& out) const {
-    return {"train", "--model", dir + "/tiny.json", "--data", dir + "/train.bin", "--batch", "2", "--seq", "16",
-            "--out", dir + "/" + out, "--quiet", "--threads", "2"};
+    return {"train",
+            "--model",
+            dir + "/tiny.json",
+            "--data",
+            dir + "/train.bin",
+            "--batch",
+            "2",
+            "--seq",
+            "16",
+            "--out",
+            dir + "/" + out,
+            "--quiet",
+            "--threads",
+            "2"};
   }
   std::vector<nlohmann::json> metrics(const std::string& out) const {
     std::vector<nlohmann::json> records;
@@ -75,10 +88,11 @@ std::vector<std::string> operator+(std::vector<std::string> a, const std::vector
 }  // namespace
 
 TEST_F(Trainer, TrainsLogsAndCheckpoints) {
-  auto r = run_kiln(base_args("run") + std::vector<std::string>{"--steps", "40", "--lr", "1e-2", "--val-data",
-                                                               dir + "/val.bin", "--eval-every", "20",
-                                                               "--ckpt-every", "20"},
-                    dir);
+  auto r = run_kiln(
+      base_args("run") + std::vector<std::string>{"--steps", "40", "--lr", "1e-2", "--val-data",
+                                                  dir + "/val.bin", "--eval-every", "20",
+                                                  "--ckpt-every", "20"},
+      dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("Efficiency Report"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("tokens/s"), std::string::npos);
@@ -90,22 +104,27 @@ TEST_F(Trainer, TrainsLogsAndCheckpoints) {
     if (m["type"] == "step") {
       if (m["step"] == 1) first_loss = m["loss"];
       last_loss = m["loss"];
-      for (const char* key : {"tokens", "lr", "grad_norm", "ms", "tok_s", "tflops"}) EXPECT_TRUE(m.contains(key)) << key;
-    }
-    if (m["type"] == "report")
-      for (const char* key : {"wall_s", "compile_s", "train_s", "ms_per_step", "tok_s", "tflops", "mfu"})
+      for (const char* key : {"tokens", "lr", "grad_norm", "ms", "tok_s", "tflops"})
         EXPECT_TRUE(m.contains(key)) << key;
+    }
+    if (m["type"] == "report") {
+      for (const char* key :
+           {"wall_s", "compile_s", "train_s", "ms_per_step", "tok_s", "tflops", "mfu"})
+        EXPECT_TRUE(m.contains(key)) << key;
+    }
   }
   EXPECT_EQ(counts["run"], 1);
   EXPECT_EQ(counts["step"], 40);
   EXPECT_EQ(counts["eval"], 3);  // steps 0, 20, 40
   EXPECT_EQ(counts["checkpoint"], 2);
   EXPECT_EQ(counts["report"], 1);
-  EXPECT_LT(last_loss, first_loss - 1.0) << "loss did not fall: " << first_loss << " -> " << last_loss;
+  EXPECT_LT(last_loss, first_loss - 1.0)
+      << "loss did not fall: " << first_loss << " -> " << last_loss;
   const auto ckpts = list_checkpoints(dir + "/run");
   ASSERT_EQ(ckpts.size(), 2u);
   EXPECT_EQ(ckpts.back().step, 40);
-  for (const char* f : {"model.safetensors", "config.json", "optimizer.safetensors", "trainer_state.json"})
+  for (const char* f :
+       {"model.safetensors", "config.json", "optimizer.safetensors", "trainer_state.json"})
     EXPECT_TRUE(fs::exists(fs::path(ckpts.back().path) / f)) << f;
   LoadedCheckpoint c = read_checkpoint(ckpts.back().path);
   EXPECT_EQ(c.state.value("step", 0), 40);
@@ -119,17 +138,24 @@ TEST_F(Trainer, TrainsLogsAndCheckpoints) {
 TEST_F(Trainer, ResumeIsBitwiseExact) {
   for (std::string sampling : {"sequential", "random"}) {
     SCOPED_TRACE(sampling);
-    auto common = std::vector<std::string>{"--lr", "3e-3", "--warmup", "0", "--min-lr-frac", "1", "--sampling",
-                                           sampling, "--accum", "2"};
-    auto r = run_kiln(base_args("full-" + sampling) + common + std::vector<std::string>{"--steps", "8"}, dir);
+    auto common =
+        std::vector<std::string>{"--lr", "3e-3",       "--warmup", "0",       "--min-lr-frac",
+                                 "1",    "--sampling", sampling,   "--accum", "2"};
+    auto r = run_kiln(
+        base_args("full-" + sampling) + common + std::vector<std::string>{"--steps", "8"}, dir);
     ASSERT_EQ(r.code, 0) << r.err;
-    r = run_kiln(base_args("part-" + sampling) + common + std::vector<std::string>{"--steps", "4"}, dir);
+    r = run_kiln(base_args("part-" + sampling) + common + std::vector<std::string>{"--steps", "4"},
+                 dir);
     ASSERT_EQ(r.code, 0) << r.err;
-    r = run_kiln(base_args("part-" + sampling) + common + std::vector<std::string>{"--steps", "8", "--resume"}, dir);
+    r = run_kiln(base_args("part-" + sampling) + common +
+                     std::vector<std::string>{"--steps", "8", "--resume"},
+                 dir);
     ASSERT_EQ(r.code, 0) << r.err;
     for (const char* f : {"model.safetensors", "optimizer.safetensors"}) {
-      const std::string a = kiln::test::read_text_file(dir + "/full-" + sampling + "/step-000008/" + f);
-      const std::string b = kiln::test::read_text_file(dir + "/part-" + sampling + "/step-000008/" + f);
+      const std::string a =
+          kiln::test::read_text_file(dir + "/full-" + sampling + "/step-000008/" + f);
+      const std::string b =
+          kiln::test::read_text_file(dir + "/part-" + sampling + "/step-000008/" + f);
       ASSERT_FALSE(a.empty());
       EXPECT_TRUE(a == b) << f << " differs after resume";
     }
@@ -140,10 +166,11 @@ TEST_F(Trainer, ResumeIsBitwiseExact) {
 // same batches ((k*B + b) * T windows) with fp64 AdamW and the same schedule.
 TEST_F(Trainer, SequentialStepsMatchOracle) {
   const int B = 2, T = 16, steps = 3;
-  auto r = run_kiln(base_args("oracle") + std::vector<std::string>{"--steps", "3", "--dtype", "fp32", "--sampling",
-                                                                  "sequential", "--lr", "1e-2", "--warmup", "1",
-                                                                  "--seed", "7", "--clip", "0.5"},
-                    dir);
+  auto r = run_kiln(
+      base_args("oracle") +
+          std::vector<std::string>{"--steps", "3", "--dtype", "fp32", "--sampling", "sequential",
+                                   "--lr", "1e-2", "--warmup", "1", "--seed", "7", "--clip", "0.5"},
+      dir);
   ASSERT_EQ(r.code, 0) << r.err;
   ModelConfig c = config_from_json(config, "tiny");
   ref::RefModel model = ref::make_ref_model(c, 7);
@@ -166,7 +193,8 @@ TEST_F(Trainer, SequentialStepsMatchOracle) {
         return std::vector<double>(x.begin() + seg.offset, x.begin() + seg.offset + seg.count);
       };
       std::vector<double> p = slice(model.params), gs = slice(g), ms = slice(m), vs = slice(v);
-      ref::AdamWHyperRef h{float(schedule.at(s)), 0.9f, 0.95f, 1e-8f, seg.decay ? 0.1f : 0.0, 0.5, s + 1};
+      ref::AdamWHyperRef h{float(schedule.at(s)),  0.9f, 0.95f, 1e-8f,
+                           seg.decay ? 0.1f : 0.0, 0.5,  s + 1};
       ref::adamw(p, gs, ms, vs, h, norm);
       std::copy(p.begin(), p.end(), model.params.begin() + seg.offset);
       std::copy(ms.begin(), ms.end(), m.begin() + seg.offset);
@@ -181,7 +209,8 @@ TEST_F(Trainer, SequentialStepsMatchOracle) {
 TEST_F(Trainer, ExportsLlama2cAndHuggingFace) {
   auto r = run_kiln(base_args("run") + std::vector<std::string>{"--steps", "2"}, dir);
   ASSERT_EQ(r.code, 0) << r.err;
-  r = run_kiln({"export", "--model", dir + "/run", "--format", "llama2c", "--out", dir + "/m.bin"}, dir);
+  r = run_kiln({"export", "--model", dir + "/run", "--format", "llama2c", "--out", dir + "/m.bin"},
+               dir);
   ASSERT_EQ(r.code, 0) << r.err;
   r = run_kiln({"export", "--model", dir + "/run", "--format", "hf", "--out", dir + "/hf"}, dir);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -201,8 +230,8 @@ TEST_F(Trainer, ExportsLlama2cAndHuggingFace) {
   EXPECT_EQ(hf_config["hidden_size"], 24);
   EXPECT_EQ(hf_config["num_key_value_heads"], 2);
   // Training can continue from the exported llama2.c model.
-  r = run_kiln({"train", "--model", dir + "/m.bin", "--data", dir + "/train.bin", "--batch", "2", "--seq", "16",
-                "--steps", "1", "--out", dir + "/from-bin", "--quiet"},
+  r = run_kiln({"train", "--model", dir + "/m.bin", "--data", dir + "/train.bin", "--batch", "2",
+                "--seq", "16", "--steps", "1", "--out", dir + "/from-bin", "--quiet"},
                dir);
   EXPECT_EQ(r.code, 0) << r.err;
 }
@@ -230,8 +259,20 @@ TEST_F(Trainer, BadInputExitsTwoAndWritesNothing) {
       {{"--sampling", "zigzag"}, "--sampling"},
   };
   for (const Bad& bad : cases) {
-    std::vector<std::string> args = {"train", "--model", dir + "/tiny.json", "--data", dir + "/train.bin",
-                                     "--batch", "2", "--seq", "16", "--steps", "2", "--out", dir + "/bad", "--quiet"};
+    std::vector<std::string> args = {"train",
+                                     "--model",
+                                     dir + "/tiny.json",
+                                     "--data",
+                                     dir + "/train.bin",
+                                     "--batch",
+                                     "2",
+                                     "--seq",
+                                     "16",
+                                     "--steps",
+                                     "2",
+                                     "--out",
+                                     dir + "/bad",
+                                     "--quiet"};
     args.insert(args.end(), bad.args.begin(), bad.args.end());
     auto r = run_kiln(args, dir);
     EXPECT_EQ(r.code, 2) << bad.needle << ": " << r.err;
@@ -284,12 +325,14 @@ TEST_F(Trainer, NonFiniteStepIsSkipped) {
 
 TEST_F(Trainer, ConsecutiveNonFiniteStepsRollBackThenStop) {
   setenv("KILN_FAULT_NONFINITE", "5,6,7", 1);
-  auto r = run_kiln(base_args("rollback") + std::vector<std::string>{"--steps", "10", "--ckpt-every", "4",
-                                                                    "--max-skips", "3"},
-                    dir);
+  auto r =
+      run_kiln(base_args("rollback") + std::vector<std::string>{"--steps", "10", "--ckpt-every",
+                                                                "4", "--max-skips", "3"},
+               dir);
   const std::string rollback_err = r.err;
   const int rollback_code = r.code;
-  r = run_kiln(base_args("stop") + std::vector<std::string>{"--steps", "10", "--max-skips", "2", "--on-nonfinite", "stop"},
+  r = run_kiln(base_args("stop") + std::vector<std::string>{"--steps", "10", "--max-skips", "2",
+                                                            "--on-nonfinite", "stop"},
                dir);
   unsetenv("KILN_FAULT_NONFINITE");
   // The injected fault recurs at the same steps, so rollbacks cannot escape it:
@@ -307,7 +350,8 @@ TEST_F(Trainer, ConsecutiveNonFiniteStepsRollBackThenStop) {
 
 // SIGINT: the step finishes, a checkpoint is written, the report printed, exit 130.
 TEST_F(Trainer, SigintCheckpointsAndReports) {
-  std::vector<std::string> args = base_args("sigint") + std::vector<std::string>{"--steps", "100000"};
+  std::vector<std::string> args =
+      base_args("sigint") + std::vector<std::string>{"--steps", "100000"};
   args.insert(args.begin(), KILN_BINARY);
   const std::string out_path = dir + "/sigint.out";
   pid_t pid = fork();
@@ -337,14 +381,15 @@ TEST_F(Trainer, SigintCheckpointsAndReports) {
   EXPECT_GE(ckpts.back().step, 3);
   EXPECT_NO_THROW(verify_checkpoint(ckpts.back().path));
   EXPECT_NE(kiln::test::read_text_file(out_path).find("Efficiency Report"), std::string::npos);
-  EXPECT_NE(kiln::test::read_text_file(metrics_path).find("\"type\":\"report\""), std::string::npos);
+  EXPECT_NE(kiln::test::read_text_file(metrics_path).find("\"type\":\"report\""),
+            std::string::npos);
 }
 
 // SIGKILL at random moments, then --resume again and again: the final weights
 // are bitwise those of a run that was never interrupted.
 TEST_F(Trainer, KilledAndResumedRunIsBitwiseExact) {
-  const std::vector<std::string> common = {"--steps", "30", "--ckpt-every", "1", "--keep", "2", "--sampling",
-                                           "random", "--lr", "3e-3"};
+  const std::vector<std::string> common = {
+      "--steps", "30", "--ckpt-every", "1", "--keep", "2", "--sampling", "random", "--lr", "3e-3"};
   auto r = run_kiln(base_args("straight") + common, dir);
   ASSERT_EQ(r.code, 0) << r.err;
   Rng rng(2024, 5);
@@ -378,7 +423,9 @@ TEST_F(Trainer, KilledAndResumedRunIsBitwiseExact) {
     }
     ASSERT_TRUE(WIFEXITED(status));
     ASSERT_EQ(WEXITSTATUS(status), 0);
-    if (!list_checkpoints(dir + "/killed").empty() && list_checkpoints(dir + "/killed").back().step == 30) break;
+    if (!list_checkpoints(dir + "/killed").empty() &&
+        list_checkpoints(dir + "/killed").back().step == 30)
+      break;
   }
   EXPECT_GE(kills, 5);
   const auto ckpts = list_checkpoints(dir + "/killed");
@@ -388,4 +435,7 @@ TEST_F(Trainer, KilledAndResumedRunIsBitwiseExact) {
     EXPECT_TRUE(kiln::test::read_text_file(dir + "/straight/step-000030/" + f) ==
                 kiln::test::read_text_file(ckpts.back().path + "/" + f))
         << f << " differs after " << kills << " kills";
+  // What the killed writers left half-written was cleaned up by the runs after them.
+  for (const auto& e : fs::directory_iterator(dir + "/killed"))
+    EXPECT_FALSE(e.path().filename().string().starts_with(".tmp-")) << e.path();
 }

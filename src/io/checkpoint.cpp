@@ -1,8 +1,10 @@
 #include "io/checkpoint.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -264,6 +266,49 @@ std::optional<LoadedCheckpoint> latest_valid_checkpoint(
     }
   }
   return std::nullopt;
+}
+
+std::vector<std::string> remove_stale_temp_dirs(const std::string& parent) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  if (!fs::is_directory(parent, ec)) return removed;
+  std::vector<fs::path> stale;
+  for (const auto& entry : fs::directory_iterator(parent, ec)) {
+    // .tmp-<what>-<pid>: only a dir whose writer is gone (kill(pid, 0) says no such
+    // process) is stale; one of a live process, or not named like ours, is left alone.
+    const std::string name = entry.path().filename().string();
+    const size_t dash = name.rfind('-');
+    if (!name.starts_with(".tmp-") || dash == std::string::npos || dash + 1 == name.size())
+      continue;
+    int64_t pid = 0;
+    const char* last = name.data() + name.size();
+    auto [ptr, err] = std::from_chars(name.data() + dash + 1, last, pid);
+    if (err != std::errc() || ptr != last || pid <= 0 || pid == ::getpid() || pid > INT32_MAX)
+      continue;
+    if (::kill(pid_t(pid), 0) == 0 || errno != ESRCH) continue;
+    std::error_code e2;
+    if (entry.is_directory(e2)) stale.push_back(entry.path());
+  }
+  for (const fs::path& dir : stale) {
+    const std::string name = dir.filename().string();
+    // .tmp-old-<name>-<pid> is a finished checkpoint moved aside while one of the same
+    // name was written: if the writer died before the new one took its place, it is
+    // the only copy, and it goes back rather than away.
+    if (name.starts_with(".tmp-old-")) {
+      const std::string original = name.substr(9, name.rfind('-') - 9);
+      const fs::path target = fs::path(parent) / original;
+      std::error_code e2;
+      if (plain_file_name(original) && original.starts_with("step-") && !fs::exists(target, e2) &&
+          std::rename(dir.c_str(), target.c_str()) == 0) {
+        fsync_dir(parent);
+        continue;
+      }
+    }
+    remove_tree_quietly(dir.string());
+    removed.push_back(dir.string());
+  }
+  if (!removed.empty()) fsync_dir(parent);
+  return removed;
 }
 
 std::vector<std::string> rotate_checkpoints(const std::string& parent, int keep) {

@@ -79,6 +79,12 @@ std::vector<CheckpointEntry> list_checkpoints(const std::string& parent);
 std::optional<LoadedCheckpoint> latest_valid_checkpoint(
     const std::string& parent, const std::function<void(const std::string&)>& warn);
 
+// Deletes the temporary directories (.tmp-*-<pid>) that checkpoint writers killed
+// mid-write left under parent; a directory of a live process is kept. A finished
+// checkpoint that was moved aside (.tmp-old-<name>-<pid>) and whose replacement never
+// landed is renamed back to <name> instead. Returns the deleted paths.
+std::vector<std::string> remove_stale_temp_dirs(const std::string& parent);
+
 // Deletes the oldest checkpoints so that at most `keep` remain; the newest is
 // never deleted (keep < 1 is treated as 1). Returns the deleted paths.
 std::vector<std::string> rotate_checkpoints(const std::string& parent, int keep);

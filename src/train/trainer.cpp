@@ -1,13 +1,14 @@
 #include "train/trainer.h"
 
+#include <omp.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -15,7 +16,10 @@
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/timer.h"
+#include "infer/sample_text.h"
 #include "io/checkpoint.h"
+#include "report/system_stats.h"
+#include "tokenizer/tokenizer.h"
 #include "train/lr_schedule.h"
 #include "train/metrics_log.h"
 #include "train/model_source.h"
@@ -24,10 +28,6 @@
 #include "train/peak_cache.h"
 #include "train/step_benchmark.h"
 #include "train/token_data.h"
-#include <omp.h>
-#include "infer/sample_text.h"
-#include "tokenizer/tokenizer.h"
-#include "report/system_stats.h"
 
 namespace fs = std::filesystem;
 
@@ -63,23 +63,32 @@ void validate_options(const TrainOptions& o) {
   if (!std::isfinite(o.beta2) || o.beta2 < 0 || o.beta2 >= 1)
     fail_input("--beta2", "must be in [0, 1)", "0..1", std::to_string(o.beta2));
   if (o.warmup < -1) fail_input("--warmup", "must be >= 0", ">= 0", std::to_string(o.warmup));
-  if (o.ckpt_every < 0) fail_input("--ckpt-every", "must be >= 0", ">= 0", std::to_string(o.ckpt_every));
-  if (o.eval_every < 0) fail_input("--eval-every", "must be >= 0", ">= 0", std::to_string(o.eval_every));
-  if (o.sample_every < 0) fail_input("--sample-every", "must be >= 0", ">= 0", std::to_string(o.sample_every));
-  if (o.eval_batches <= 0) fail_input("--eval-batches", "must be positive", "> 0", std::to_string(o.eval_batches));
+  if (o.ckpt_every < 0)
+    fail_input("--ckpt-every", "must be >= 0", ">= 0", std::to_string(o.ckpt_every));
+  if (o.eval_every < 0)
+    fail_input("--eval-every", "must be >= 0", ">= 0", std::to_string(o.eval_every));
+  if (o.sample_every < 0)
+    fail_input("--sample-every", "must be >= 0", ">= 0", std::to_string(o.sample_every));
+  if (o.eval_batches <= 0)
+    fail_input("--eval-batches", "must be positive", "> 0", std::to_string(o.eval_batches));
   if (o.keep <= 0) fail_input("--keep", "must be positive", "> 0", std::to_string(o.keep));
   if (o.threads < 0) fail_input("--threads", "must be >= 0", ">= 0", std::to_string(o.threads));
   if (o.sampling != "random" && o.sampling != "sequential")
     fail_input("--sampling", "unknown sampling", "random or sequential", o.sampling);
-  if (o.device != "cpu" && o.device != "cuda") fail_input("--device", "unknown device", "cpu or cuda", o.device);
-  if (o.max_skips <= 0) fail_input("--max-skips", "must be positive", "> 0", std::to_string(o.max_skips));
+  if (o.device != "cpu" && o.device != "cuda")
+    fail_input("--device", "unknown device", "cpu or cuda", o.device);
+  if (o.max_skips <= 0)
+    fail_input("--max-skips", "must be positive", "> 0", std::to_string(o.max_skips));
   if (o.on_nonfinite != "rollback" && o.on_nonfinite != "stop")
     fail_input("--on-nonfinite", "unknown policy", "rollback or stop", o.on_nonfinite);
   if (o.on_ckpt_error != "continue" && o.on_ckpt_error != "stop")
     fail_input("--on-ckpt-error", "unknown policy", "continue or stop", o.on_ckpt_error);
   if (!std::isfinite(o.rollback_lr_scale) || o.rollback_lr_scale <= 0 || o.rollback_lr_scale > 1)
-    fail_input("--rollback-lr-scale", "must be in (0, 1]", "0 < scale <= 1", std::to_string(o.rollback_lr_scale));
-  if (o.data.empty()) fail_input("--data", "no training data given", "one or more shard files or directories", "none");
+    fail_input("--rollback-lr-scale", "must be in (0, 1]", "0 < scale <= 1",
+               std::to_string(o.rollback_lr_scale));
+  if (o.data.empty())
+    fail_input("--data", "no training data given", "one or more shard files or directories",
+               "none");
 }
 
 // KILN_FAULT_NONFINITE="3,4,5": poison the gradients of those steps (1-based),
@@ -118,9 +127,13 @@ std::string format_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
   const int64_t s = int64_t(seconds + 0.5);
   char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof(buf), "%lldh%02lldm", (long long)(s / 3600), (long long)(s / 60 % 60));
-  else if (s >= 60) std::snprintf(buf, sizeof(buf), "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
-  else std::snprintf(buf, sizeof(buf), "%llds", (long long)s);
+  if (s >= 3600)
+    std::snprintf(buf, sizeof(buf), "%lldh%02lldm", (long long)(s / 3600),
+                  (long long)(s / 60 % 60));
+  else if (s >= 60)
+    std::snprintf(buf, sizeof(buf), "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+  else
+    std::snprintf(buf, sizeof(buf), "%llds", (long long)s);
   return buf;
 }
 
@@ -194,16 +207,21 @@ struct Run {
             {"seq", o.seq},
             {"accum", o.accum},
             {"data_cursor", step_done * o.accum},  // next micro-batch index
-            {"adam_steps", adamw->steps_taken()},   // fewer than step when steps were skipped
+            {"adam_steps", adamw->steps_taken()},  // fewer than step when steps were skipped
             {"lr_scale", lr_scale},
             {"dtype", dtype_name(dt)},
             {"threads", omp_get_max_threads()},
             {"tokenizer", o.tokenizer.empty() ? std::string() : fs::absolute(o.tokenizer).string()},
             {"schedule",
-             {{"lr", schedule.lr}, {"warmup", schedule.warmup}, {"total_steps", schedule.total_steps},
+             {{"lr", schedule.lr},
+              {"warmup", schedule.warmup},
+              {"total_steps", schedule.total_steps},
               {"min_lr_frac", schedule.min_lr_frac}}},
             {"optimizer",
-             {{"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps}, {"weight_decay", o.weight_decay},
+             {{"beta1", o.beta1},
+              {"beta2", o.beta2},
+              {"eps", o.eps},
+              {"weight_decay", o.weight_decay},
               {"clip", o.clip}}}};
   }
 
@@ -240,7 +258,9 @@ struct Run {
     settings.temperature = 0.8f;
     settings.seed = o.seed + uint64_t(step_done);
     SampleResult r = sample_text(generator, *tokenizer, settings, nullptr);
-    log.write("sample", {{"step", step_done}, {"prompt", o.sample_prompt}, {"text", r.text},
+    log.write("sample", {{"step", step_done},
+                         {"prompt", o.sample_prompt},
+                         {"text", r.text},
                          {"tok_s", r.stats.decode_tokens_per_s()}});
     if (!o.quiet) std::printf("sample step %lld | %s\n", (long long)step_done, r.text.c_str());
   }
@@ -259,7 +279,8 @@ struct Run {
 
 void print_report(Run& run, double wall_s, double compile_s) {
   const double ms = run.steps_this_run > 0 ? 1e3 * run.train_seconds / run.steps_this_run : 0;
-  const double tok_s = run.train_seconds > 0 ? run.steps_this_run * run.tokens_per_step() / run.train_seconds : 0;
+  const double tok_s =
+      run.train_seconds > 0 ? run.steps_this_run * run.tokens_per_step() / run.train_seconds : 0;
   const double tflops = run.config.train_flops_per_token(run.o.seq) * tok_s / 1e12;
   const double peak = peak_for(run.peak, run.dt);
   const double mfu = peak > 0 ? tflops / peak : 0;
@@ -272,8 +293,8 @@ void print_report(Run& run, double wall_s, double compile_s) {
   std::printf("  ms/step            %.1f\n", ms);
   std::printf("  tokens/s           %.0f\n", tok_s);
   std::printf("  achieved           %.3f TFLOPS (%s)\n", tflops, dtype_name(run.dt));
-  std::printf("  MFU                %.1f%% of the measured %.3f TFLOPS %s GEMM peak\n", 100 * mfu, peak,
-              dtype_name(run.dt));
+  std::printf("  MFU                %.1f%% of the measured %.3f TFLOPS %s GEMM peak\n", 100 * mfu,
+              peak, dtype_name(run.dt));
   std::printf("  peak RSS           %.0f MB\n", peak_rss_mb());
   std::fflush(stdout);
   run.log.write("report", {{"steps", run.steps_this_run},
@@ -304,10 +325,12 @@ int run_training(TrainOptions o) {
   ModelSource source = resolve_model(o.model);
   const ModelConfig config = source.config;
   if (o.seq > config.max_seq_len)
-    fail_input("--seq", "exceeds the model's max_seq_len", "<= " + std::to_string(config.max_seq_len),
-               std::to_string(o.seq));
+    fail_input("--seq", "exceeds the model's max_seq_len",
+               "<= " + std::to_string(config.max_seq_len), std::to_string(o.seq));
   TokenStream train_tokens = open_token_data(o.data, config.vocab_size, "--data");
-  TokenStream val_tokens = o.val_data.empty() ? TokenStream{} : open_token_data(o.val_data, config.vocab_size, "--val-data");
+  TokenStream val_tokens = o.val_data.empty()
+                               ? TokenStream{}
+                               : open_token_data(o.val_data, config.vocab_size, "--val-data");
   if (o.eval_every > 0 && o.val_data.empty())
     fail_input("--eval-every", "needs --val-data", "validation shards", "none");
   std::unique_ptr<Tokenizer> tokenizer;
@@ -315,9 +338,11 @@ int run_training(TrainOptions o) {
     tokenizer = load_tokenizer(o.tokenizer);
     if (tokenizer->vocab_size() > config.vocab_size)
       fail_input(o.tokenizer, "tokenizer has more tokens than the model's vocabulary",
-                 "<= " + std::to_string(config.vocab_size), std::to_string(tokenizer->vocab_size()));
+                 "<= " + std::to_string(config.vocab_size),
+                 std::to_string(tokenizer->vocab_size()));
   } else if (o.sample_every > 0) {
-    fail_input("--sample-every", "needs --tokenizer to turn samples into text", "--tokenizer PATH", "none");
+    fail_input("--sample-every", "needs --tokenizer to turn samples into text", "--tokenizer PATH",
+               "none");
   }
   if (o.out.empty()) o.out = default_out_dir();
   std::optional<LoadedCheckpoint> resume_from;
@@ -330,20 +355,25 @@ int run_training(TrainOptions o) {
       if (c.dim != config.dim || c.n_layers != config.n_layers || c.n_heads != config.n_heads ||
           c.n_kv_heads != config.n_kv_heads || c.hidden_dim != config.hidden_dim ||
           c.vocab_size != config.vocab_size || c.tie_embeddings != config.tie_embeddings)
-        fail_input(resume_from->dir, "checkpoint has another model shape than --model",
-                   config.name, "dim " + std::to_string(c.dim) + ", " + std::to_string(c.n_layers) + " layers");
+        fail_input(resume_from->dir, "checkpoint has another model shape than --model", config.name,
+                   "dim " + std::to_string(c.dim) + ", " + std::to_string(c.n_layers) + " layers");
       const auto& s = resume_from->state;
-      if (s.value("batch", 0) != o.batch || s.value("seq", 0) != o.seq || s.value("accum", 0) != o.accum ||
-          s.value("sampling", "") != o.sampling || s.value("seed", uint64_t(0)) != o.seed)
-        fail_input(resume_from->dir, "--resume needs the same --batch, --seq, --accum, --sampling and --seed",
-                   "batch " + std::to_string(s.value("batch", 0)) + ", seq " + std::to_string(s.value("seq", 0)) +
-                       ", accum " + std::to_string(s.value("accum", 0)) + ", " + s.value("sampling", std::string()) +
-                       ", seed " + std::to_string(s.value("seed", uint64_t(0))),
-                   "batch " + std::to_string(o.batch) + ", seq " + std::to_string(o.seq) + ", accum " +
-                       std::to_string(o.accum) + ", " + o.sampling + ", seed " + std::to_string(o.seed));
+      if (s.value("batch", 0) != o.batch || s.value("seq", 0) != o.seq ||
+          s.value("accum", 0) != o.accum || s.value("sampling", "") != o.sampling ||
+          s.value("seed", uint64_t(0)) != o.seed)
+        fail_input(
+            resume_from->dir,
+            "--resume needs the same --batch, --seq, --accum, --sampling and --seed",
+            "batch " + std::to_string(s.value("batch", 0)) + ", seq " +
+                std::to_string(s.value("seq", 0)) + ", accum " +
+                std::to_string(s.value("accum", 0)) + ", " + s.value("sampling", std::string()) +
+                ", seed " + std::to_string(s.value("seed", uint64_t(0))),
+            "batch " + std::to_string(o.batch) + ", seq " + std::to_string(o.seq) + ", accum " +
+                std::to_string(o.accum) + ", " + o.sampling + ", seed " + std::to_string(o.seed));
     }
   } else if (!list_checkpoints(o.out).empty()) {
-    fail_input(o.out, "already holds checkpoints of a run", "a new --out, or --resume to continue it",
+    fail_input(o.out, "already holds checkpoints of a run",
+               "a new --out, or --resume to continue it",
                "step " + std::to_string(list_checkpoints(o.out).back().step));
   }
 
@@ -364,14 +394,20 @@ int run_training(TrainOptions o) {
     Timer t;
     const std::vector<int32_t> used = used_token_ids(train_tokens, config.vocab_size);
     run.step->set_compact_vocab(used);
-    std::printf("kiln: --compact-vocab: the classifier covers the %zu of %d tokens the training data uses "
-                "(scanned in %.1f s)\n", used.size(), config.vocab_size, t.seconds());
+    std::printf(
+        "kiln: --compact-vocab: the classifier covers the %zu of %d tokens the training data uses "
+        "(scanned in %.1f s)\n",
+        used.size(), config.vocab_size, t.seconds());
   }
 
   // --- from here on, --out is written ---
   std::error_code ec;
   fs::create_directories(o.out, ec);
   if (ec) fail_runtime(o.out, "cannot create the output directory: " + ec.message());
+  const std::vector<std::string> stale = remove_stale_temp_dirs(o.out);
+  if (!stale.empty())
+    std::printf("kiln: removed %zu temporary checkpoint dir(s) left by an interrupted run in %s\n",
+                stale.size(), o.out.c_str());
   run.log.open((fs::path(o.out) / "metrics.jsonl").string());
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -402,7 +438,8 @@ int run_training(TrainOptions o) {
   }
   if (resumed) {
     run.restore(*resume_from);
-    std::printf("kiln: resuming from %s (step %lld)\n", resume_from->dir.c_str(), (long long)run.step_done);
+    std::printf("kiln: resuming from %s (step %lld)\n", resume_from->dir.c_str(),
+                (long long)run.step_done);
   }
   run.schedule.lr = o.lr;
   run.schedule.total_steps = o.steps;
@@ -411,12 +448,25 @@ int run_training(TrainOptions o) {
   if (auto* cpu = dynamic_cast<CpuBackend*>(run.backend.get())) run.peak = cpu_peak(*cpu, 3.0);
   const double compile_s = wall.seconds();
 
-  nlohmann::json cfg = {{"batch", o.batch}, {"seq", o.seq}, {"accum", o.accum}, {"steps", o.steps},
-                        {"lr", o.lr}, {"warmup", run.schedule.warmup}, {"min_lr_frac", o.min_lr_frac},
-                        {"weight_decay", o.weight_decay}, {"beta1", o.beta1}, {"beta2", o.beta2},
-                        {"eps", o.eps}, {"clip", o.clip}, {"dtype", dtype_name(run.dt)},
-                        {"threads", omp_get_max_threads()}, {"seed", o.seed}, {"sampling", o.sampling},
-                        {"data", o.data}, {"val_data", o.val_data}, {"model_source", source.description}};
+  nlohmann::json cfg = {{"batch", o.batch},
+                        {"seq", o.seq},
+                        {"accum", o.accum},
+                        {"steps", o.steps},
+                        {"lr", o.lr},
+                        {"warmup", run.schedule.warmup},
+                        {"min_lr_frac", o.min_lr_frac},
+                        {"weight_decay", o.weight_decay},
+                        {"beta1", o.beta1},
+                        {"beta2", o.beta2},
+                        {"eps", o.eps},
+                        {"clip", o.clip},
+                        {"dtype", dtype_name(run.dt)},
+                        {"threads", omp_get_max_threads()},
+                        {"seed", o.seed},
+                        {"sampling", o.sampling},
+                        {"data", o.data},
+                        {"val_data", o.val_data},
+                        {"model_source", source.description}};
   run.log.write("run", {{"config", cfg},
                         {"model", config_to_json(config)},
                         {"params", config.num_params()},
@@ -425,9 +475,10 @@ int run_training(TrainOptions o) {
                         {"resumed_from_step", run.step_done}});
   std::printf("kiln: training %s (%.2fM params, %s) on %s\n", config.name.c_str(),
               config.num_params() / 1e6, source.description.c_str(), run.backend->name().c_str());
-  std::printf("kiln: B=%d T=%d accum=%d -> %lld tokens/step, %lld steps, activations %.1f MB, out %s\n",
-              o.batch, o.seq, o.accum, (long long)run.tokens_per_step(), (long long)o.steps,
-              run.step->activation_bytes() / 1e6, o.out.c_str());
+  std::printf(
+      "kiln: B=%d T=%d accum=%d -> %lld tokens/step, %lld steps, activations %.1f MB, out %s\n",
+      o.batch, o.seq, o.accum, (long long)run.tokens_per_step(), (long long)o.steps,
+      run.step->activation_bytes() / 1e6, o.out.c_str());
   std::fflush(stdout);
 
   const int64_t N = int64_t(o.batch) * o.seq;
@@ -442,8 +493,10 @@ int run_training(TrainOptions o) {
       if (!o.quiet) std::printf("kiln: checkpoint %s\n", path.c_str());
       return true;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "kiln: error: checkpoint at step %lld failed: %s (the previous checkpoint is intact)\n",
-                   (long long)run.step_done, e.what());
+      std::fprintf(
+          stderr,
+          "kiln: error: checkpoint at step %lld failed: %s (the previous checkpoint is intact)\n",
+          (long long)run.step_done, e.what());
       run.log.write("checkpoint_error", {{"step", run.step_done}, {"error", e.what()}});
       return false;
     }
@@ -471,7 +524,8 @@ int run_training(TrainOptions o) {
     }
     const double lr = run.schedule.at(run.step_done) * run.lr_scale;
     const bool updated = std::isfinite(loss) &&
-        run.adamw->step(run.params, run.dt != DType::f32 ? run.compute : nullptr, run.dt, run.grads, float(lr));
+                         run.adamw->step(run.params, run.dt != DType::f32 ? run.compute : nullptr,
+                                         run.dt, run.grads, float(lr));
     const float grad_norm = run.adamw->last_grad_norm();
     run.backend->synchronize();
     const double ms = step_timer.ms();
@@ -482,21 +536,30 @@ int run_training(TrainOptions o) {
     if (!updated) {
       // Non-finite guard: nothing was updated; the batch is consumed.
       ++consecutive_skips;
-      run.log.write("skip", {{"step", run.step_done}, {"loss", std::isfinite(loss) ? nlohmann::json(loss) : nlohmann::json("nan")},
-                             {"grad_norm", std::isfinite(grad_norm) ? nlohmann::json(grad_norm) : nlohmann::json("nan")},
-                             {"consecutive", consecutive_skips}});
-      std::fprintf(stderr, "kiln: warning: step %lld skipped: non-finite %s (%d in a row)\n", (long long)run.step_done,
-                   std::isfinite(loss) ? "gradient norm" : "loss", consecutive_skips);
+      run.log.write("skip",
+                    {{"step", run.step_done},
+                     {"loss", std::isfinite(loss) ? nlohmann::json(loss) : nlohmann::json("nan")},
+                     {"grad_norm",
+                      std::isfinite(grad_norm) ? nlohmann::json(grad_norm) : nlohmann::json("nan")},
+                     {"consecutive", consecutive_skips}});
+      std::fprintf(stderr, "kiln: warning: step %lld skipped: non-finite %s (%d in a row)\n",
+                   (long long)run.step_done, std::isfinite(loss) ? "gradient norm" : "loss",
+                   consecutive_skips);
       if (consecutive_skips >= o.max_skips) {
         if (o.on_nonfinite == "stop" || rollbacks >= 3) {
-          std::fprintf(stderr, "kiln: error: %d consecutive non-finite steps at step %lld; stopping "
-                       "(---> HINT: lower --lr, raise --warmup, or use --clip)\n", consecutive_skips, (long long)run.step_done);
+          std::fprintf(stderr,
+                       "kiln: error: %d consecutive non-finite steps at step %lld; stopping "
+                       "(---> HINT: lower --lr, raise --warmup, or use --clip)\n",
+                       consecutive_skips, (long long)run.step_done);
           exit_code = 1;
           break;
         }
         if (!run.rollback()) {
-          std::fprintf(stderr, "kiln: error: %d consecutive non-finite steps and no checkpoint to roll back to; stopping "
-                       "(---> HINT: lower --lr or use --ckpt-every)\n", consecutive_skips);
+          std::fprintf(stderr,
+                       "kiln: error: %d consecutive non-finite steps and no checkpoint to roll "
+                       "back to; stopping "
+                       "(---> HINT: lower --lr or use --ckpt-every)\n",
+                       consecutive_skips);
           exit_code = 1;
           break;
         }
@@ -507,20 +570,27 @@ int run_training(TrainOptions o) {
       continue;
     }
     consecutive_skips = 0;
-    if (system_timer.seconds() >= 5.0 || run.step_done == 1) {  // CPU %, RSS, power for the dashboard
+    if (system_timer.seconds() >= 5.0 ||
+        run.step_done == 1) {  // CPU %, RSS, power for the dashboard
       run.log.write("system", system_record(getpid()));
       system_timer.reset();
     }
     const double tok_s = run.tokens_per_step() / (ms / 1e3);
     const double tflops = config.train_flops_per_token(o.seq) * tok_s / 1e12;
-    run.log.write("step", {{"step", run.step_done}, {"tokens", run.tokens_seen}, {"loss", loss},
-                           {"lr", lr}, {"grad_norm", grad_norm}, {"ms", ms}, {"tok_s", tok_s},
+    run.log.write("step", {{"step", run.step_done},
+                           {"tokens", run.tokens_seen},
+                           {"loss", loss},
+                           {"lr", lr},
+                           {"grad_norm", grad_norm},
+                           {"ms", ms},
+                           {"tok_s", tok_s},
                            {"tflops", tflops}});
     if (!o.quiet) {
       const double eta = (o.steps - run.step_done) * (run.train_seconds / run.steps_this_run);
-      std::printf("step %6lld/%lld | loss %.4f | lr %.2e | norm %.3f | %7.1f ms | %7.0f tok/s | ETA %s\n",
-                  (long long)run.step_done, (long long)o.steps, loss, lr, grad_norm, ms, tok_s,
-                  format_duration(eta).c_str());
+      std::printf(
+          "step %6lld/%lld | loss %.4f | lr %.2e | norm %.3f | %7.1f ms | %7.0f tok/s | ETA %s\n",
+          (long long)run.step_done, (long long)o.steps, loss, lr, grad_norm, ms, tok_s,
+          format_duration(eta).c_str());
       std::fflush(stdout);
     }
     if (o.eval_every > 0 && (run.step_done % o.eval_every == 0 || run.step_done == o.steps)) {
@@ -529,7 +599,8 @@ int run_training(TrainOptions o) {
       std::printf("eval   step %lld | val loss %.4f\n", (long long)run.step_done, val);
       std::fflush(stdout);
     }
-    if (o.sample_every > 0 && (run.step_done % o.sample_every == 0 || run.step_done == o.steps)) run.sample();
+    if (o.sample_every > 0 && (run.step_done % o.sample_every == 0 || run.step_done == o.steps))
+      run.sample();
     if (o.ckpt_every > 0 && run.step_done % o.ckpt_every == 0 && run.step_done < o.steps) {
       if (!try_checkpoint() && o.on_ckpt_error == "stop") {
         exit_code = 1;
@@ -540,7 +611,8 @@ int run_training(TrainOptions o) {
   if (exit_code == 0 && (run.step_done != last_ckpt || list_checkpoints(o.out).empty())) {
     if (!try_checkpoint()) exit_code = 1;  // the run's final state could not be saved
   }
-  if (stop_requested()) std::printf("kiln: stopped by signal after step %lld\n", (long long)run.step_done);
+  if (stop_requested())
+    std::printf("kiln: stopped by signal after step %lld\n", (long long)run.step_done);
   print_report(run, wall.seconds(), compile_s);
   if (exit_code != 0) return exit_code;
   return stop_requested() ? 130 : 0;
