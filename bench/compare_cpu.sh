@@ -3,7 +3,10 @@
 # alternating runs (A B A B ...) so drift hits both. Prints each run's tokens/s
 # and the per-pair ratio; the medians go to BENCHMARKS.md.
 #   bench/compare_cpu.sh [MODEL] [BATCH] [SEQ] [PAIRS] [KILN_DTYPE]
-# Needs Debian's python3-torch (PyTorch 1.13, fp32, OpenBLAS/oneDNN as shipped).
+# Needs Debian's python3-torch (PyTorch 1.13, fp32) and libopenblas0-pthread: Debian's torch
+# calls the system libblas.so.3, and without OpenBLAS installed that is the reference BLAS
+# (one thread, about 30x slower here), which would flatter Kiln.
+#   apt-get install python3-torch libopenblas0-pthread
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-stories110M}

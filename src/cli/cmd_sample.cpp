@@ -33,6 +33,7 @@ int run_sample(SampleArgs a) {
     std::fflush(stdout);
   });
   std::printf("\n");
+  std::fflush(stdout);  // the text's last line before the stderr summary, also when both go to one file
   std::fprintf(stderr, "kiln: %d tokens generated at %.1f tokens/s (prompt %d tokens at %.1f tokens/s)\n",
                r.stats.generated_tokens, r.stats.decode_tokens_per_s(), r.stats.prompt_tokens,
                r.stats.prefill_tokens_per_s());
