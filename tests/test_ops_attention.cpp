@@ -4,6 +4,7 @@
 // GQA ratios 1, 2, 4. Tolerances come from fp32's unit roundoff and the sizes.
 #include <gtest/gtest.h>
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "core/cpu_features.h"
 #include "core/error.h"
+#include "core/rng.h"
 #include "reference/compare.h"
 #include "reference/reference_ops.h"
 
@@ -273,6 +275,28 @@ TEST(Attention, LongSequenceT4096) {
   for (const std::vector<float>* v : {&got.out, &got.lse, &got.dqkv})
     for (float x : *v) ASSERT_TRUE(std::isfinite(x)) << "non-finite value at T=4096";
   expect_matches_oracle(got, want, s);
+}
+
+// Stories110M's attention (12 heads of 64) at T=4096: the memory beyond the inputs and
+// outputs stays O(T) per thread. One fp32 heads x T x T score matrix alone would be
+// 805 MB; the bound below is the ~100 MB of inputs/outputs plus 128 MB of slack.
+TEST(Attention, Stories110MShapeAtT4096NeedsNoTxTMemory) {
+  const Shape s{1, 4096, 12, 12, 64};
+  Rng rng(4096, 2);
+  std::vector<float> qkv(s.qkv_size()), dout(s.out_size());
+  for (float& x : qkv) x = rng.uniform() - 0.5f;
+  for (float& x : dout) x = rng.uniform() - 0.5f;
+  rusage before{};
+  getrusage(RUSAGE_SELF, &before);
+  CpuBackend backend;
+  const KilnResult got = run_kiln(backend, s, qkv, dout);
+  rusage after{};
+  getrusage(RUSAGE_SELF, &after);
+  const double io_mb = double(s.out_size() * 2 + s.qkv_size() + s.lse_size()) * 4 / (1 << 20);
+  const double grown_mb = double(after.ru_maxrss - before.ru_maxrss) / 1024.0;  // ru_maxrss is KiB
+  EXPECT_LT(grown_mb, io_mb + 128.0) << "outputs " << io_mb << " MB";
+  for (const std::vector<float>* v : {&got.out, &got.lse, &got.dqkv})
+    for (float x : *v) ASSERT_TRUE(std::isfinite(x)) << "non-finite value at T=4096";
 }
 
 }  // namespace
