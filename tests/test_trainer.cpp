@@ -85,6 +85,22 @@ std::vector<std::string> operator+(std::vector<std::string> a, const std::vector
   return a;
 }
 
+// Starts `kiln args...` in the background with its stdout in stdout_path; returns its pid.
+pid_t spawn_kiln(std::vector<std::string> args, const std::string& stdout_path) {
+  args.insert(args.begin(), KILN_BINARY);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = freopen(stdout_path.c_str(), "w", stdout);
+    (void)f;
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
 }  // namespace
 
 TEST_F(Trainer, TrainsLogsAndCheckpoints) {
@@ -259,20 +275,7 @@ TEST_F(Trainer, BadInputExitsTwoAndWritesNothing) {
       {{"--sampling", "zigzag"}, "--sampling"},
   };
   for (const Bad& bad : cases) {
-    std::vector<std::string> args = {"train",
-                                     "--model",
-                                     dir + "/tiny.json",
-                                     "--data",
-                                     dir + "/train.bin",
-                                     "--batch",
-                                     "2",
-                                     "--seq",
-                                     "16",
-                                     "--steps",
-                                     "2",
-                                     "--out",
-                                     dir + "/bad",
-                                     "--quiet"};
+    std::vector<std::string> args = base_args("bad") + std::vector<std::string>{"--steps", "2"};
     args.insert(args.end(), bad.args.begin(), bad.args.end());
     auto r = run_kiln(args, dir);
     EXPECT_EQ(r.code, 2) << bad.needle << ": " << r.err;
@@ -352,19 +355,9 @@ TEST_F(Trainer, ConsecutiveNonFiniteStepsRollBackThenStop) {
 TEST_F(Trainer, SigintCheckpointsAndReports) {
   std::vector<std::string> args =
       base_args("sigint") + std::vector<std::string>{"--steps", "100000"};
-  args.insert(args.begin(), KILN_BINARY);
   const std::string out_path = dir + "/sigint.out";
-  pid_t pid = fork();
+  const pid_t pid = spawn_kiln(args, out_path);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    FILE* f = freopen(out_path.c_str(), "w", stdout);
-    (void)f;
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
   // Wait until a few steps are logged, then interrupt.
   const std::string metrics_path = dir + "/sigint/metrics.jsonl";
   for (int i = 0; i < 600; ++i) {
@@ -392,27 +385,34 @@ TEST_F(Trainer, KilledAndResumedRunIsBitwiseExact) {
       "--steps", "30", "--ckpt-every", "1", "--keep", "2", "--sampling", "random", "--lr", "3e-3"};
   auto r = run_kiln(base_args("straight") + common, dir);
   ASSERT_EQ(r.code, 0) << r.err;
+  // Kills follow the run's progress, not the clock (a fixed delay lets a fast machine
+  // finish first): kill k lands 0-20 ms after the log reaches step 2 + 4k + (0..3), so
+  // it may hit a step, a checkpoint write, or a resumed run's start-up.
+  const std::string metrics_path = dir + "/killed/metrics.jsonl";
+  auto logged_step = [&] {
+    const std::string text = kiln::test::read_text_file(metrics_path);
+    const size_t at = text.rfind("\"step\":");
+    return at == std::string::npos ? 0 : std::atoi(text.c_str() + at + 7);
+  };
   Rng rng(2024, 5);
   int kills = 0;
   for (int attempt = 0; attempt < 40; ++attempt) {
-    std::vector<std::string> args = base_args("killed") + common;
-    args.push_back("--resume");
-    args.insert(args.begin(), KILN_BINARY);
-    pid_t pid = fork();
+    const pid_t pid = spawn_kiln(
+        base_args("killed") + common + std::vector<std::string>{"--resume"}, "/dev/null");
     ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      FILE* f = freopen("/dev/null", "w", stdout);
-      (void)f;
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
     int status = 0;
     if (kills < 6) {
-      usleep(useconds_t(20000 + rng.below(300000)));  // 20-320 ms into the run
-      if (waitpid(pid, &status, WNOHANG) == 0) {
+      const int target = 2 + 4 * kills + int(rng.below(4));
+      bool exited = false;
+      for (int i = 0; i < 20000 && !exited && logged_step() < target; ++i) {
+        exited = waitpid(pid, &status, WNOHANG) == pid;
+        usleep(1000);
+      }
+      if (!exited) {
+        usleep(useconds_t(rng.below(20000)));
+        exited = waitpid(pid, &status, WNOHANG) == pid;
+      }
+      if (!exited) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
         ++kills;
