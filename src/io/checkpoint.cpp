@@ -127,6 +127,14 @@ void load_moments(const std::string& path, const ParamLayout& layout, std::vecto
                std::to_string(reader.tensors().size()));
 }
 
+// text is all decimal digits and fits an int64_t.
+bool parse_digits(const std::string& text, int64_t* value) {
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) return false;
+  const char* last = text.data() + text.size();
+  auto [ptr, err] = std::from_chars(text.data(), last, *value);
+  return err == std::errc() && ptr == last;
+}
+
 void remove_tree_quietly(const std::string& path) {
   std::error_code ec;
   fs::remove_all(path, ec);
@@ -238,11 +246,8 @@ std::vector<CheckpointEntry> list_checkpoints(const std::string& parent) {
   for (const auto& entry : fs::directory_iterator(parent, ec)) {
     const std::string name = entry.path().filename().string();
     if (!name.starts_with("step-") || name.size() == 5) continue;
-    const char* first = name.data() + 5;
-    const char* last = name.data() + name.size();
     int64_t step = 0;
-    auto [ptr, err] = std::from_chars(first, last, step);
-    if (err != std::errc() || ptr != last || step < 0) continue;  // not all digits, or too big
+    if (!parse_digits(name.substr(5), &step)) continue;  // not all digits, or too big
     std::error_code e2;
     if (!entry.is_directory(e2) || !fs::exists(entry.path() / kStateFile, e2)) continue;
     out.push_back({entry.path().string(), step});
@@ -272,42 +277,35 @@ std::vector<std::string> remove_stale_temp_dirs(const std::string& parent) {
   std::vector<std::string> removed;
   std::error_code ec;
   if (!fs::is_directory(parent, ec)) return removed;
-  std::vector<fs::path> stale;
+  // .tmp-<what>-<pid>: only a dir whose writer is gone (kill(pid, 0) says no such
+  // process) is stale; one of a live process, or not named like ours, is left alone.
+  std::vector<std::pair<fs::path, std::string>> stale;  // (dir, <what>)
   for (const auto& entry : fs::directory_iterator(parent, ec)) {
-    // .tmp-<what>-<pid>: only a dir whose writer is gone (kill(pid, 0) says no such
-    // process) is stale; one of a live process, or not named like ours, is left alone.
     const std::string name = entry.path().filename().string();
     const size_t dash = name.rfind('-');
-    if (!name.starts_with(".tmp-") || dash == std::string::npos || dash + 1 == name.size())
-      continue;
     int64_t pid = 0;
-    const char* last = name.data() + name.size();
-    auto [ptr, err] = std::from_chars(name.data() + dash + 1, last, pid);
-    if (err != std::errc() || ptr != last || pid <= 0 || pid == ::getpid() || pid > INT32_MAX)
+    if (!name.starts_with(".tmp-") || dash < 5 || !parse_digits(name.substr(dash + 1), &pid) ||
+        pid <= 0 || pid > INT32_MAX || pid == ::getpid())
       continue;
     if (::kill(pid_t(pid), 0) == 0 || errno != ESRCH) continue;
     std::error_code e2;
-    if (entry.is_directory(e2)) stale.push_back(entry.path());
+    if (entry.is_directory(e2)) stale.emplace_back(entry.path(), name.substr(5, dash - 5));
   }
-  for (const fs::path& dir : stale) {
-    const std::string name = dir.filename().string();
+  for (const auto& [dir, what] : stale) {
     // .tmp-old-<name>-<pid> is a finished checkpoint moved aside while one of the same
     // name was written: if the writer died before the new one took its place, it is
     // the only copy, and it goes back rather than away.
-    if (name.starts_with(".tmp-old-")) {
-      const std::string original = name.substr(9, name.rfind('-') - 9);
-      const fs::path target = fs::path(parent) / original;
+    if (what.starts_with("old-step-")) {
+      const fs::path target = fs::path(parent) / what.substr(4);
       std::error_code e2;
-      if (plain_file_name(original) && original.starts_with("step-") && !fs::exists(target, e2) &&
-          std::rename(dir.c_str(), target.c_str()) == 0) {
-        fsync_dir(parent);
+      if (plain_file_name(what.substr(4)) && !fs::exists(target, e2) &&
+          std::rename(dir.c_str(), target.c_str()) == 0)
         continue;
-      }
     }
     remove_tree_quietly(dir.string());
     removed.push_back(dir.string());
   }
-  if (!removed.empty()) fsync_dir(parent);
+  if (!stale.empty()) fsync_dir(parent);
   return removed;
 }
 
