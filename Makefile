@@ -3,7 +3,7 @@ BUILD   ?= build
 JOBS    ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test bench demo clean format
+.PHONY: all deps configure build kiln test bench demo clean format
 
 all: build
 
@@ -16,10 +16,14 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# Only the kiln tool (what `make demo` runs): no tests, no benchmarks.
+kiln: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target kiln
+
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
 
-demo: build
+demo: kiln
 	@bash scripts/demo.sh
 
 bench: build

@@ -15,7 +15,7 @@
 #include "core/rng.h"
 #include "model/config.h"
 #include "model/param_layout.h"
-#include "train/model_step.h"
+#include "nn/model_step.h"
 #include "train/optimizer.h"
 
 namespace {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "data/tokenizer_trainer.h"
 #include "fuzz_common.h"
 #include "io/checkpoint.h"
 #include "io/dataset_manifest.h"
@@ -25,7 +26,6 @@
 #include "io/token_shards.h"
 #include "model/param_layout.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/tokenizer_trainer.h"
 
 using namespace kiln;
 namespace fs = std::filesystem;
@@ -66,8 +66,9 @@ struct Model {
 std::string llama2c_v2(const Model& model, int32_t group_size) {
   const ModelConfig& c = model.config;
   std::string raw(256, '\0');
-  const int32_t fields[9] = {0x616b3432, 2, c.dim, c.hidden_dim, c.n_layers, c.n_heads,
-                             c.n_kv_heads, c.vocab_size, c.max_seq_len};
+  const int32_t fields[9] = {0x616b3432,   2,         c.dim,        c.hidden_dim,
+                             c.n_layers,   c.n_heads, c.n_kv_heads, c.vocab_size,
+                             c.max_seq_len};
   std::memcpy(raw.data(), fields, sizeof(fields));
   raw[36] = c.tie_embeddings ? 1 : 0;
   std::memcpy(raw.data() + 37, &group_size, 4);
@@ -110,9 +111,10 @@ void safetensors_seeds(const std::string& tmp) {
   for (size_t i = 0; i < half.size(); ++i) half[i] = float_to_bf16(0.5f * float(i) - 1.0f);
   const float f[3] = {1.0f, -2.0f, 0.25f};
   const std::string path = tmp + "/mixed.safetensors";
-  write_safetensors(path, {{"a.bf16", DType::bf16, {2, 3}, half.data()},
-                           {"b.f32", DType::f32, {3}, f},
-                           {"c.empty", DType::f32, {0, 4}, nullptr}},
+  write_safetensors(path,
+                    {{"a.bf16", DType::bf16, {2, 3}, half.data()},
+                     {"b.f32", DType::f32, {3}, f},
+                     {"c.empty", DType::f32, {0, 4}, nullptr}},
                     {{"format", "pt"}});
   put("safetensors", "mixed-bf16-f32", slurp(path));
   // F16 (read by Kiln, never written): 1.0, -2.0, a subnormal, +inf.
@@ -170,7 +172,9 @@ void checkpoint_seeds(const std::string& tmp) {
       c.m = model.m.data();
       c.v = model.v.data();
     }
-    c.state = {{"step", 3}, {"tokens", 96}, {"rng", {{"state", 12345}, {"inc", 7}}},
+    c.state = {{"step", 3},
+               {"tokens", 96},
+               {"rng", {{"state", 12345}, {"inc", 7}}},
                {"schedule", {{"lr", 3e-4}, {"warmup", 1}}}};
     const std::string dir = write_checkpoint(tmp + "/ck", checkpoint_name(3), c);
     nlohmann::json state = nlohmann::json::parse(slurp(dir + "/trainer_state.json"));
@@ -232,8 +236,8 @@ void manifest_seeds(const std::string& tmp) {
     for (int i = 0; i < 3; ++i) {
       const auto sum = write_shard(dir + "/" + files[i], v.dtype, v.format,
                                    some_tokens(40 + 16 * i, v.vocab, i));
-      m.shards.push_back({files[i], splits[i], v.format, sum.tokens, uint64_t(2 + i),
-                          hex64(sum.xxh64)});
+      m.shards.push_back(
+          {files[i], splits[i], v.format, sum.tokens, uint64_t(2 + i), hex64(sum.xxh64)});
       parts[i] = slurp(dir + "/" + files[i]);
     }
     write_manifest(dir, m);

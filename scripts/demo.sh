@@ -4,11 +4,14 @@
 #   2. train a 6M-parameter Llama (configs/demo.json) from scratch, with validation
 #   3. sample a few lines from the trained model
 # The efficiency report is printed at the end of training.
-# Environment: KILN_DEMO_STEPS (default 500), KILN_DEMO_OUT (default runs/demo).
+# Environment: KILN_DEMO_STEPS (default 500), KILN_DEMO_OUT (default runs/demo),
+# KILN_DEMO_MIN_DROP (default 2.0): the demo fails unless the validation loss fell
+# by at least this many nats (500 steps measured: 8.36 -> 5.15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KILN=${KILN:-build/kiln}
 STEPS=${KILN_DEMO_STEPS:-500}
+MIN_DROP=${KILN_DEMO_MIN_DROP:-2.0}
 OUT=${KILN_DEMO_OUT:-runs/demo}
 
 bash scripts/prepare-demo-corpus.sh
@@ -32,6 +35,11 @@ report_val_loss() {
   first=$(grep '"type":"eval"' "$OUT/metrics.jsonl" | head -1 | sed 's/.*"val_loss":\([0-9.eE+-]*\).*/\1/')
   last=$(grep '"type":"eval"' "$OUT/metrics.jsonl" | tail -1 | sed 's/.*"val_loss":\([0-9.eE+-]*\).*/\1/')
   echo "demo: validation loss $first (before training) -> $last (step $STEPS)"
+  if [[ -z $first || -z $last ]] ||
+    ! awk -v f="$first" -v l="$last" -v d="$MIN_DROP" 'BEGIN { exit !(f - l >= d) }'; then
+    echo "demo: FAIL: the validation loss did not fall by $MIN_DROP (from '$first' to '$last')" >&2
+    exit 1
+  fi
 }
 report_val_loss
 

@@ -11,6 +11,7 @@ PACKAGES=(
   libcli11-dev           # command-line parsing
   libsentencepiece-dev sentencepiece  # tokenizer
   libxxhash-dev          # checkpoint checksums
+  libpng-dev             # kiln report --png
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and kernel benchmarks
 )
 if [[ "${KILN_EXTRA_PACKAGES:-}" != "" ]]; then

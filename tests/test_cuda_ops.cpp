@@ -23,11 +23,11 @@
 #include "backend/cuda_factory.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "nn/model_step.h"
 #include "reference/compare.h"
 #include "reference/model_fixture.h"
 #include "reference/reference_model.h"
 #include "reference/reference_ops.h"
-#include "train/model_step.h"
 #ifdef KILN_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #endif

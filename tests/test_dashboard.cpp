@@ -20,13 +20,13 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/system_stats.h"
 #include "metrics_fixture.h"
 #include "report/cell_buffer.h"
 #include "report/dash_session.h"
 #include "report/dashboard.h"
 #include "report/metrics_reader.h"
 #include "report/plot.h"
-#include "report/system_stats.h"
 #include "report/terminal.h"
 
 namespace kiln {

@@ -12,15 +12,16 @@
 #include <set>
 
 #include "core/error.h"
+#include "data/dataset_prepare.h"
+#include "data/document_reader.h"
+#include "data/tokenizer_fingerprint.h"
+#include "data/tokenizer_trainer.h"
 #include "data_test_helpers.h"
 #include "io/atomic_file.h"
 #include "io/dataset_manifest.h"
-#include "io/dataset_prepare.h"
-#include "io/document_reader.h"
 #include "io/token_shards.h"
 #include "run_kiln.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/tokenizer_trainer.h"
 
 namespace kiln {
 namespace {
@@ -340,7 +341,7 @@ TEST_F(DataTest, PrepareTextMatchesTokenizerAndSplitRule) {
   EXPECT_EQ(m.tokenizer["xxh64"], tok_->checksum_hex());
 
   DatasetOptions opt;
-  opt.tokenizer = tok_;
+  opt.tokenizer = fingerprint_of(*tok_);
   opt.verify_checksums = true;
   const TokenDataset train = TokenDataset::open(dir_ + "/ds", opt);
   opt.split = "val";
@@ -436,13 +437,13 @@ TEST_F(DataTest, ManifestMismatchesAreDetected) {
   train_tokenizer(t);
   const auto other_tok = load_tokenizer(other);
   DatasetOptions opt;
-  opt.tokenizer = other_tok.get();
+  opt.tokenizer = fingerprint_of(*other_tok);
   std::string e = error_of([&] { TokenDataset::open(ds_dir, opt); });
   EXPECT_NE(e.find(ds_dir + "/manifest.json: tokenizer mismatch"), std::string::npos) << e;
   const std::string bin = dir_ + "/kiln400.bin";
   export_llama2c_tokenizer(*tok_, bin);
   const auto bin_tok = load_tokenizer(bin);
-  opt.tokenizer = bin_tok.get();
+  opt.tokenizer = fingerprint_of(*bin_tok);
   e = error_of([&] { TokenDataset::open(ds_dir, opt); });
   EXPECT_NE(e.find("tokenizer mismatch"), std::string::npos) << e;
   // A model vocabulary smaller than the data's.

@@ -6,10 +6,10 @@
 #include <cmath>
 
 #include "backend/cpu/cpu_backend.h"
+#include "nn/model_step.h"
 #include "reference/compare.h"
 #include "reference/model_fixture.h"
 #include "reference/reference_ops.h"
-#include "train/model_step.h"
 #include "train/optimizer.h"
 
 using namespace kiln;
@@ -52,7 +52,8 @@ void check_against_oracle(const Case& c, DType dtype, double loss_tol, double gr
   ref::RefModel model = ref::ref_model_from_float(config, params);
   ref::TokenBatch batch = ref::random_batch(config, c.B, c.T, 5, 0.2);
   std::vector<double> want_grads;
-  const double want_loss = ref::ref_loss_and_grads(model, batch.tokens, batch.targets, c.B, c.T, &want_grads);
+  const double want_loss =
+      ref::ref_loss_and_grads(model, batch.tokens, batch.targets, c.B, c.T, &want_grads);
   StepResult got = run_fast_step(config, params, dtype, batch);
   const double loss_err = std::fabs(got.loss - want_loss) / std::fabs(want_loss);
   EXPECT_LE(loss_err, loss_tol) << "loss " << got.loss << " vs oracle " << want_loss;
@@ -68,14 +69,16 @@ bool bf16_available() { return active_isa() == Isa::avx512; }
 TEST(ModelStep, MatchesOracleFp32) {
   for (Case c : {Case{4, 2, false, 2, 7}, Case{4, 1, true, 1, 16}, Case{4, 4, false, 3, 1},
                  Case{4, 2, true, 2, 9}}) {
-    SCOPED_TRACE("H=" + std::to_string(c.H) + " Hkv=" + std::to_string(c.Hkv) + " T=" + std::to_string(c.T));
+    SCOPED_TRACE("H=" + std::to_string(c.H) + " Hkv=" + std::to_string(c.Hkv) +
+                 " T=" + std::to_string(c.T));
     check_against_oracle(c, DType::f32, 1e-5, 1e-4);
   }
 }
 
 // bf16 GEMM operands (fp32 accumulation): <= 2e-2 relative.
 TEST(ModelStep, MatchesOracleBf16) {
-  if (!bf16_available()) GTEST_SKIP() << "bf16 GEMMs need AVX-512 (ISA here: " << isa_name(active_isa()) << ")";
+  if (!bf16_available())
+    GTEST_SKIP() << "bf16 GEMMs need AVX-512 (ISA here: " << isa_name(active_isa()) << ")";
   for (Case c : {Case{4, 2, false, 2, 7}, Case{4, 1, true, 2, 16}}) {
     SCOPED_TRACE("H=" + std::to_string(c.H) + " Hkv=" + std::to_string(c.Hkv));
     check_against_oracle(c, DType::bf16, 2e-2, 2e-2);
@@ -102,7 +105,8 @@ TEST(ModelStep, AdamWStepsTrackOracle) {
   for (int s = 1; s <= 3; ++s) {
     const float lr = 1e-2f;
     std::fill(grads.begin(), grads.end(), 0.0f);
-    step.forward_backward({params.data(), params.data()}, grads.data(), batch.tokens.data(), batch.targets.data());
+    step.forward_backward({params.data(), params.data()}, grads.data(), batch.tokens.data(),
+                          batch.targets.data());
     adamw.step(params.data(), nullptr, DType::f32, grads.data(), lr);
 
     std::vector<double> g;
@@ -114,7 +118,8 @@ TEST(ModelStep, AdamWStepsTrackOracle) {
         return std::vector<double>(x.begin() + seg.offset, x.begin() + seg.offset + seg.count);
       };
       std::vector<double> p = slice(model.params), gs = slice(g), ms = slice(m), vs = slice(v);
-      ref::AdamWHyperRef h{lr, oc.beta1, oc.beta2, oc.eps, seg.decay ? oc.weight_decay : 0.0, oc.clip, s};
+      ref::AdamWHyperRef h{lr,      oc.beta1, oc.beta2, oc.eps, seg.decay ? oc.weight_decay : 0.0,
+                           oc.clip, s};
       ref::adamw(p, gs, ms, vs, h, norm);
       std::copy(p.begin(), p.end(), model.params.begin() + seg.offset);
       std::copy(ms.begin(), ms.end(), m.begin() + seg.offset);
@@ -150,9 +155,11 @@ TEST(ModelStep, MemorisesOneBatch) {
   for (int s = 0; s < 50; ++s) {
     std::fill(grads.begin(), grads.end(), 0.0f);
     const void* c = bf16 ? static_cast<const void*>(compute.data()) : params.data();
-    last = step.forward_backward({params.data(), c}, grads.data(), batch.tokens.data(), batch.targets.data());
+    last = step.forward_backward({params.data(), c}, grads.data(), batch.tokens.data(),
+                                 batch.targets.data());
     if (s == 0) first = last;
-    adamw.step(params.data(), bf16 ? compute.data() : nullptr, backend.compute_dtype(), grads.data(), 1e-2f);
+    adamw.step(params.data(), bf16 ? compute.data() : nullptr, backend.compute_dtype(),
+               grads.data(), 1e-2f);
   }
   EXPECT_NEAR(first, std::log(512.0), 0.5);
   EXPECT_LT(last, 1.0f) << "loss after 49 updates, starting from " << first;
@@ -171,8 +178,10 @@ TEST(ModelStep, CompactVocabOverAllTokensIsIdentical) {
     compact.set_compact_vocab(all);
     const int64_t P = full.layout().total();
     std::vector<float> g1(P, 0.0f), g2(P, 0.0f);
-    const float l1 = full.forward_backward({params.data(), params.data()}, g1.data(), batch.tokens.data(), batch.targets.data());
-    const float l2 = compact.forward_backward({params.data(), params.data()}, g2.data(), batch.tokens.data(), batch.targets.data());
+    const float l1 = full.forward_backward({params.data(), params.data()}, g1.data(),
+                                           batch.tokens.data(), batch.targets.data());
+    const float l2 = compact.forward_backward({params.data(), params.data()}, g2.data(),
+                                              batch.tokens.data(), batch.targets.data());
     EXPECT_EQ(l1, l2);
     EXPECT_EQ(g1, g2);
   }
@@ -195,16 +204,21 @@ TEST(ModelStep, CompactVocabSubsetRestrictsTheSoftmax) {
   compact.set_compact_vocab(used);
   const int64_t P = full.layout().total();
   std::vector<float> g1(P, 0.0f), g2(P, 0.0f);
-  const float l1 = full.forward_backward({params.data(), params.data()}, g1.data(), batch.tokens.data(), batch.targets.data());
-  const float l2 = compact.forward_backward({params.data(), params.data()}, g2.data(), batch.tokens.data(), batch.targets.data());
+  const float l1 = full.forward_backward({params.data(), params.data()}, g1.data(),
+                                         batch.tokens.data(), batch.targets.data());
+  const float l2 = compact.forward_backward({params.data(), params.data()}, g2.data(),
+                                            batch.tokens.data(), batch.targets.data());
   EXPECT_LT(l2, l1);
   const ParamInfo* head = full.layout().find("lm_head.weight");
   ASSERT_NE(head, nullptr);
   for (int v = 0; v < config.vocab_size; ++v) {
     const bool is_used = std::binary_search(used.begin(), used.end(), v);
     double norm = 0;
-    for (int c = 0; c < config.dim; ++c) norm += std::fabs(g2[head->offset + int64_t(v) * config.dim + c]);
-    if (is_used) EXPECT_GT(norm, 0.0) << "token " << v;
-    else EXPECT_EQ(norm, 0.0) << "token " << v;
+    for (int c = 0; c < config.dim; ++c)
+      norm += std::fabs(g2[head->offset + int64_t(v) * config.dim + c]);
+    if (is_used)
+      EXPECT_GT(norm, 0.0) << "token " << v;
+    else
+      EXPECT_EQ(norm, 0.0) << "token " << v;
   }
 }

@@ -8,12 +8,13 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "data/tokenizer_fingerprint.h"
+#include "data/tokenizer_trainer.h"
 #include "data_test_helpers.h"
 #include "io/dataset_manifest.h"
 #include "io/token_shards.h"
 #include "run_kiln.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/tokenizer_trainer.h"
 
 namespace kiln {
 namespace {
@@ -136,7 +137,7 @@ TEST_F(TinyStoriesTest, RawArchiveIsTokenizedIntoShards) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(fs::exists(out + "/TinyStories_all_data/data00.json"));
   EXPECT_TRUE(fs::exists(out + "/TinyStories_all_data/data01.json"));
-  const TokenDataset ds = TokenDataset::open(out + "/tok400", {.tokenizer = tok_});
+  const TokenDataset ds = TokenDataset::open(out + "/tok400", {.tokenizer = fingerprint_of(*tok_)});
   std::vector<int32_t> want;
   for (const auto& s : stories) {
     const auto ids = tok_->encode(s, true);

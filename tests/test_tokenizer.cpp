@@ -10,9 +10,9 @@
 #include <random>
 
 #include "core/error.h"
+#include "data/tokenizer_trainer.h"
 #include "run_kiln.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/tokenizer_trainer.h"
 
 namespace kiln {
 namespace {

@@ -34,12 +34,23 @@ struct AdamWHyper {
   float max_norm = 0.0f;      // clip_grad_norm_ threshold; 0 = no clipping
 };
 
+// What a backend can do and where it runs: the trainer, `kiln bench` and
+// `kiln sample` ask this instead of looking at the concrete backend type.
+struct BackendCaps {
+  std::string device;       // the hardware: CPU model name or GPU name
+  std::string kernels;      // the kernel variant in use: CPU ISA ("avx512"), GPU "sm_90"
+  bool host_memory = true;  // buffers are host memory (the CPU backend)
+  bool bf16_gemm = false;   // bf16 matmul operands are supported
+  int threads = 1;          // host threads the backend's kernels use
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
 
-  virtual std::string name() const = 0;      // e.g. "cpu avx512 amx-bf16, 2 threads"
-  virtual DType compute_dtype() const = 0;   // dtype of GEMM operands
+  virtual std::string name() const = 0;     // e.g. "cpu avx512 amx-bf16, 2 threads"
+  virtual DType compute_dtype() const = 0;  // dtype of GEMM operands
+  virtual BackendCaps caps() const = 0;
 
   // --- memory ---------------------------------------------------------------
   virtual void* alloc(size_t bytes) = 0;  // 64-byte aligned, uninitialised
@@ -98,8 +109,8 @@ class Backend {
                                  int Hkv, int D) = 0;
   // dqkv[B, T, (H + 2*Hkv) * D] (=) from dout[B, T, H*D], recomputing probabilities from lse.
   virtual void attention_backward(float* dqkv, const float* dout, const float* qkv,
-                                  const float* out, const float* lse, int B, int T, int H,
-                                  int Hkv, int D) = 0;
+                                  const float* out, const float* lse, int B, int T, int H, int Hkv,
+                                  int D) = 0;
 
   // --- SwiGLU -------------------------------------------------------------------
   // h13[N, 2F] holds [h1 | h3] per row (gate_proj and up_proj outputs);

@@ -24,6 +24,7 @@ class ProfilingBackend final : public Backend {
 
   std::string name() const override { return inner_.name(); }
   DType compute_dtype() const override { return inner_.compute_dtype(); }
+  BackendCaps caps() const override { return inner_.caps(); }
   void* alloc(size_t bytes) override { return inner_.alloc(bytes); }
   void release(void* ptr) override { inner_.release(ptr); }
   void upload(void* dst, const void* src, size_t bytes) override;
@@ -35,22 +36,27 @@ class ProfilingBackend final : public Backend {
               bool trans_a, bool trans_b, bool accumulate) override;
   void cast(void* dst, DType dst_dtype, const float* src, int64_t n) override;
   void add(float* out, const float* a, const float* b, int64_t n) override;
-  void embedding_forward(float* out, const int32_t* tokens, const float* table, int64_t N, int C) override;
-  void embedding_backward(float* dtable, const int32_t* tokens, const float* dout, int64_t N, int C) override;
+  void embedding_forward(float* out, const int32_t* tokens, const float* table, int64_t N,
+                         int C) override;
+  void embedding_backward(float* dtable, const int32_t* tokens, const float* dout, int64_t N,
+                          int C) override;
   void rmsnorm_forward(void* out, DType out_dtype, float* rstd, const float* x, const float* weight,
                        int64_t N, int C, float eps) override;
   void rmsnorm_backward(float* dx, float* dweight, const float* dout, const float* x,
                         const float* weight, const float* rstd, int64_t N, int C) override;
-  void rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, double theta, int pos0) override;
-  void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, double theta, int pos0) override;
-  void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int Hkv, int D) override;
+  void rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, double theta,
+                    int pos0) override;
+  void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, double theta,
+                     int pos0) override;
+  void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int Hkv,
+                         int D) override;
   void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
                           const float* lse, int B, int T, int H, int Hkv, int D) override;
   void swiglu_forward(void* out, DType out_dtype, const float* h13, int64_t N, int F) override;
   void swiglu_backward(float* dh13, const float* dout, const float* h13, int64_t N, int F) override;
-  void classifier_forward_backward(float* losses, float* dx, float* dW, const void* x, const void* W,
-                                   DType dtype, const int32_t* targets, int64_t N, int C, int V,
-                                   float dloss) override;
+  void classifier_forward_backward(float* losses, float* dx, float* dW, const void* x,
+                                   const void* W, DType dtype, const int32_t* targets, int64_t N,
+                                   int C, int V, float dloss) override;
   void global_norm(float* out, const float* g, int64_t n) override;
   void adamw(float* params, void* params_compute, DType compute_dtype, const float* grads, float* m,
              float* v, int64_t n, const AdamWHyper& hyper, const float* grad_norm) override;

@@ -3,11 +3,10 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "backend/cpu/cpu_backend.h"
+#include "backend/backend_factory.h"
+#include "backend/gemm_peak.h"
 #include "cli/command.h"
-#include "core/cpu_features.h"
 #include "core/error.h"
-#include "train/peak_cache.h"
 #include "train/step_benchmark.h"
 
 namespace kiln::cli {
@@ -21,16 +20,28 @@ struct BenchArgs {
   bool peak = false, json = false, profile = false;
 };
 
+BackendRequest backend_request(const BenchArgs& a) {
+  BackendRequest request;
+  if (!parse_device_kind(a.device, &request.device))
+    fail_input("--device", "unknown device", "cpu or cuda", a.device);
+  if (!parse_dtype_choice(a.dtype, &request.dtype))
+    fail_input("--dtype", "unknown dtype", "auto, fp32 or bf16", a.dtype);
+  request.threads = a.threads;
+  return request;
+}
+
 int run_peak(const BenchArgs& a) {
-  CpuBackendOptions options;
-  options.threads = a.threads;
-  CpuBackend backend(options);
-  PeakRecord peak = measure_and_cache_peak(backend, 8.0);
-  nlohmann::json j = {{"cpu", cpu_features().model_name}, {"threads", backend.threads()},
-                      {"fp32_tflops", peak.fp32_tflops}, {"bf16_tflops", peak.bf16_tflops}};
+  std::unique_ptr<Backend> backend = make_backend(backend_request(a));
+  const BackendCaps caps = backend->caps();
+  GemmPeak peak = measure_and_cache_gemm_peak(*backend, 8.0);
+  nlohmann::json j = {{"device", caps.device},
+                      {"kernels", caps.kernels},
+                      {"threads", caps.threads},
+                      {"fp32_tflops", peak.fp32_tflops},
+                      {"bf16_tflops", peak.bf16_tflops}};
   if (!a.json) {
-    std::printf("GEMM peak on %s, %d threads (cached in %s)\n", cpu_features().model_name.c_str(),
-                backend.threads(), peak_cache_path().c_str());
+    std::printf("GEMM peak on %s (%s), %d threads (cached in %s)\n", caps.device.c_str(),
+                caps.kernels.c_str(), caps.threads, gemm_peak_cache_path().c_str());
     std::printf("  fp32: %.3f TFLOPS\n  bf16: %.3f TFLOPS\n%s\n", peak.fp32_tflops,
                 peak.bf16_tflops, peak.detail.c_str());
   }
@@ -40,7 +51,6 @@ int run_peak(const BenchArgs& a) {
 
 int run_bench(const BenchArgs& a) {
   if (a.peak) return run_peak(a);
-  if (a.device != "cpu" && a.device != "cuda") fail_input("--device", "unknown device", "cpu or cuda", a.device);
   if (a.batch <= 0) fail_input("--batch", "must be positive", "> 0", std::to_string(a.batch));
   if (a.seq <= 0) fail_input("--seq", "must be positive", "> 0", std::to_string(a.seq));
   ModelConfig config = resolve_config(a.model);
@@ -49,22 +59,10 @@ int run_bench(const BenchArgs& a) {
   o.seq = a.seq;
   o.steps = a.steps;
   o.warmup = a.warmup;
-  o.dtype = a.dtype;
-  o.threads = a.threads;
   o.profile = a.profile;
-  o.device = a.device;
-  DTypeChoice choice;
-  if (!parse_dtype_choice(a.dtype, &choice))
-    fail_input("--dtype", "unknown dtype", "auto, fp32 or bf16", a.dtype);
-  double peak = 0;
-  if (a.device == "cpu") {
-    CpuBackendOptions options;
-    options.threads = a.threads;
-    options.compute_dtype = resolve_cpu_dtype(choice);
-    CpuBackend backend(options);
-    peak = peak_for(cpu_peak(backend, 4.0), options.compute_dtype);
-  }
-  StepBenchResult r = run_step_benchmark(config, o, peak);
+  std::unique_ptr<Backend> backend = make_backend(backend_request(a));
+  const double peak = peak_for(gemm_peak(*backend, 4.0), backend->compute_dtype());
+  StepBenchResult r = run_step_benchmark(*backend, config, o, peak);
   if (!a.json) {
     std::printf("kiln bench: %s, B=%d T=%d, %s (%s)\n", config.name.c_str(), a.batch, a.seq,
                 r.backend.c_str(), r.dtype.c_str());
@@ -81,12 +79,19 @@ int run_bench(const BenchArgs& a) {
     std::printf("  activations     %.1f MB\n", r.activation_bytes / 1e6);
     if (a.profile) std::printf("per-op time over the timed steps:\n%s", r.profile_table.c_str());
   }
-  nlohmann::json j = {{"model", config.name}, {"batch", a.batch}, {"seq", a.seq},
-                      {"dtype", r.dtype},     {"backend", r.backend},
-                      {"ms_per_step", r.ms_per_step}, {"tok_s", r.tok_s},
-                      {"tflops", r.tflops},   {"peak_tflops", r.peak_tflops},
-                      {"mfu", r.mfu},         {"plan_s", r.plan_s},
-                      {"loss", r.final_loss}, {"activation_bytes", r.activation_bytes}};
+  nlohmann::json j = {{"model", config.name},
+                      {"batch", a.batch},
+                      {"seq", a.seq},
+                      {"dtype", r.dtype},
+                      {"backend", r.backend},
+                      {"ms_per_step", r.ms_per_step},
+                      {"tok_s", r.tok_s},
+                      {"tflops", r.tflops},
+                      {"peak_tflops", r.peak_tflops},
+                      {"mfu", r.mfu},
+                      {"plan_s", r.plan_s},
+                      {"loss", r.final_loss},
+                      {"activation_bytes", r.activation_bytes}};
   std::printf("%s\n", j.dump().c_str());
   return 0;
 }
@@ -104,7 +109,8 @@ RegisterCommand bench_command({"bench", "Benchmark a full training step, or meas
                                  sub.add_option("--threads", a->threads, "Threads (0 = all)");
                                  sub.add_flag("--peak", a->peak, "Measure the GEMM peak");
                                  sub.add_flag("--json", a->json, "Print only the JSON line");
-                                 sub.add_flag("--profile", a->profile, "Time every op (slower; for finding hot spots)");
+                                 sub.add_flag("--profile", a->profile,
+                                              "Time every op (slower; for finding hot spots)");
                                  return [a]() { return run_bench(*a); };
                                }});
 

@@ -6,11 +6,12 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/progress_bar.h"
+#include "data/dataset_prepare.h"
+#include "data/tinystories.h"
+#include "data/tokenizer_fingerprint.h"
 #include "io/atomic_file.h"
 #include "io/dataset_manifest.h"
-#include "io/dataset_prepare.h"
-#include "io/progress_bar.h"
-#include "io/tinystories.h"
 #include "io/token_shards.h"
 #include "tokenizer/tokenizer.h"
 
@@ -41,7 +42,7 @@ int run_stats(const std::string& path, const std::string& tokenizer_path, int64_
   DatasetOptions opt;
   opt.split = split;
   opt.vocab_size = vocab_size;
-  opt.tokenizer = tok.get();
+  if (tok) opt.tokenizer = fingerprint_of(*tok);
   opt.verify_checksums = verify;
   const TokenDataset ds = TokenDataset::open(path, opt);
   const int32_t bos = ds.manifest() ? ds.manifest()->bos_id : (tok ? tok->bos_id() : 1);

@@ -6,10 +6,10 @@
 
 #include "cli/command.h"
 #include "core/error.h"
-#include "io/document_reader.h"
-#include "io/progress_bar.h"
+#include "core/progress_bar.h"
+#include "data/document_reader.h"
+#include "data/tokenizer_trainer.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/tokenizer_trainer.h"
 
 namespace kiln::cli {
 namespace {

@@ -13,7 +13,6 @@
 
 #include "core/error.h"
 #include "io/dataset_manifest.h"
-#include "tokenizer/tokenizer.h"
 
 namespace kiln {
 namespace fs = std::filesystem;
@@ -274,19 +273,19 @@ TokenDataset TokenDataset::open(const std::string& path, const DatasetOptions& o
       all.push_back(std::move(info));
     }
     if (options.tokenizer) {
-      const Tokenizer& tok = *options.tokenizer;
+      const TokenizerFingerprint& tok = *options.tokenizer;
       const std::string want = m.tokenizer.value("xxh64", std::string());
-      if (m.vocab_size != tok.vocab_size())
-        fail_input(manifest_path,
-                   "tokenizer mismatch: the dataset was made with a different vocabulary than " +
-                       tok.path(),
-                   std::to_string(m.vocab_size) + " pieces", std::to_string(tok.vocab_size()));
-      if (!want.empty() && want != tok.checksum_hex())
+      if (m.vocab_size != tok.vocab_size)
+        fail_input(
+            manifest_path,
+            "tokenizer mismatch: the dataset was made with a different vocabulary than " + tok.path,
+            std::to_string(m.vocab_size) + " pieces", std::to_string(tok.vocab_size));
+      if (!want.empty() && want != tok.xxh64)
         fail_input(manifest_path,
                    "tokenizer mismatch: the dataset was made with " +
                        m.tokenizer.value("path", std::string("another tokenizer")) + ", not " +
-                       tok.path(),
-                   "xxh64 " + want, "xxh64 " + tok.checksum_hex());
+                       tok.path,
+                   "xxh64 " + want, "xxh64 " + tok.xxh64);
     }
     if (options.vocab_size > 0 && m.vocab_size > options.vocab_size)
       fail_input(

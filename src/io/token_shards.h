@@ -14,6 +14,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -22,7 +23,6 @@
 
 namespace kiln {
 
-class Tokenizer;
 struct DatasetManifest;
 
 enum class TokenDType : uint8_t { uint16, uint32 };
@@ -100,11 +100,19 @@ struct TokenSpan {
   }
 };
 
+// The identity of a tokenizer, as a dataset manifest records it
+// (data/tokenizer_fingerprint.h makes one from a loaded Tokenizer).
+struct TokenizerFingerprint {
+  std::string path;  // for messages
+  int64_t vocab_size = 0;
+  std::string xxh64;  // of the tokenizer file's bytes, 16 hex digits
+};
+
 struct DatasetOptions {
   std::string split = "train";  // "train", "val" or "all"
   int64_t vocab_size = 0;       // ids must be below this (0: the manifest's, else unchecked)
-  const Tokenizer* tokenizer = nullptr;  // must be the manifest's tokenizer when given
-  bool verify_checksums = false;         // recompute each shard's xxh64 against the manifest
+  std::optional<TokenizerFingerprint> tokenizer;  // must match the manifest's when given
+  bool verify_checksums = false;  // recompute each shard's xxh64 against the manifest
 };
 
 class TokenDataset {

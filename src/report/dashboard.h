@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "core/system_stats.h"
 #include "report/cell_buffer.h"
 #include "report/metrics_reader.h"
-#include "report/system_stats.h"
 
 namespace kiln {
 

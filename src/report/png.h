@@ -1,9 +1,6 @@
-// PNG files for `kiln report --png`: an 8-bit RGB raster written with the
-// deflate in deflate.h, and a reader of 8-bit non-interlaced PNGs (grey, RGB,
-// palette, grey+alpha, RGBA) that tests use to look inside screenshots.
+// PNG files for `kiln report --png`: an 8-bit RGB raster, written by libpng.
 #pragma once
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,11 +23,7 @@ struct RgbImage {
   Rgb at(int x, int y) const { return pixels[size_t(y) * width + x]; }
 };
 
-// The PNG file bytes (colour type 2, filter 0 on every row).
+// The PNG file bytes (8-bit RGB). RuntimeError if libpng refuses.
 std::string encode_png(const RgbImage& image);
-
-// Decodes to RGB (alpha is dropped after compositing over white). nullopt and
-// *error on anything it does not support or that fails a CRC/Adler check.
-std::optional<RgbImage> decode_png(const std::string& bytes, std::string* error);
 
 }  // namespace kiln

@@ -1,5 +1,7 @@
-// Learning-rate schedule: linear warmup from 0, then cosine decay to
-// min_lr_frac * lr at the last step (constant with warmup 0 and min_lr_frac 1).
+// Learning-rate schedule: linear warmup, lr * (step + 1) / warmup for the first
+// `warmup` steps (the first update already moves; the last warmup step is at lr),
+// then cosine decay from lr to min_lr_frac * lr at the last step (constant with
+// warmup 0 and min_lr_frac 1).
 #pragma once
 #include <cstdint>
 

@@ -3,43 +3,22 @@
 #include <algorithm>
 #include <vector>
 
-#include "backend/cpu/cpu_backend.h"
-#include "backend/cuda_factory.h"
 #include "backend/profiling_backend.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/timer.h"
-#include "train/model_step.h"
+#include "nn/model_step.h"
 #include "train/optimizer.h"
 
 namespace kiln {
 
-std::unique_ptr<Backend> make_backend(const std::string& device, DTypeChoice choice, int threads) {
-  if (device == "cuda") {
-    std::string why;
-    // bf16 is the CUDA default (tensor cores); fp32 when asked for.
-    auto cuda = make_cuda_backend(choice == DTypeChoice::fp32 ? DType::f32 : DType::bf16, &why);
-    if (!cuda) fail_input("--device", "CUDA is not available here: " + why, "cuda with a usable GPU", "none");
-    return cuda;
-  }
-  if (device != "cpu") fail_input("--device", "unknown device", "cpu or cuda", device);
-  CpuBackendOptions options;
-  options.compute_dtype = resolve_cpu_dtype(choice);
-  options.threads = threads;
-  return std::make_unique<CpuBackend>(options);
-}
-
-StepBenchResult run_step_benchmark(const ModelConfig& config, const StepBenchOptions& options,
-                                   double peak_tflops) {
+StepBenchResult run_step_benchmark(Backend& device, const ModelConfig& config,
+                                   const StepBenchOptions& options, double peak_tflops) {
   if (options.steps <= 0)
     fail_input("--steps", "must be positive", "> 0", std::to_string(options.steps));
-  DTypeChoice choice;
-  if (!parse_dtype_choice(options.dtype, &choice))
-    fail_input("--dtype", "unknown dtype", "auto, fp32 or bf16", options.dtype);
   Timer plan_timer;
-  std::unique_ptr<Backend> device = make_backend(options.device, choice, options.threads);
-  ProfilingBackend profiler(*device);
-  Backend& backend = options.profile ? static_cast<Backend&>(profiler) : *device;
+  ProfilingBackend profiler(device);
+  Backend& backend = options.profile ? static_cast<Backend&>(profiler) : device;
   const DType dt = backend.compute_dtype();
 
   ModelStep step(backend, config, options.batch, options.seq);
@@ -68,7 +47,8 @@ StepBenchResult run_step_benchmark(const ModelConfig& config, const StepBenchOpt
   StepBenchResult result;
   auto one_step = [&]() {
     backend.zero(grads, P * sizeof(float));
-    result.final_loss = step.forward_backward({params, compute}, grads, tokens.data(), targets.data());
+    result.final_loss =
+        step.forward_backward({params, compute}, grads, tokens.data(), targets.data());
     adamw.step(params, dt != DType::f32 ? compute : nullptr, dt, grads, 1e-4f);
     backend.synchronize();
   };

@@ -1,21 +1,16 @@
 // End-to-end step benchmark: a full training step (forward + backward + AdamW)
 // on synthetic tokens, timed after warm-up. `kiln bench` prints it.
 #pragma once
+#include <memory>
 #include <string>
 
-#include <memory>
-
 #include "backend/backend.h"
-#include "backend/cpu/cpu_backend.h"
 #include "model/config.h"
 
 namespace kiln {
 
 struct StepBenchOptions {
   int batch = 4, seq = 256, steps = 5, warmup = 1;
-  std::string dtype = "auto";  // auto | fp32 | bf16
-  std::string device = "cpu";  // cpu | cuda
-  int threads = 0;
   uint64_t seed = 1;
   bool profile = false;  // time every op (adds a synchronisation per op)
 };
@@ -35,10 +30,9 @@ struct StepBenchResult {
   std::string profile_table;  // when profiling: per-op times of the timed steps
 };
 
-// The backend for --device cpu|cuda and --dtype (InputError when unavailable).
-std::unique_ptr<Backend> make_backend(const std::string& device, DTypeChoice choice, int threads);
-
-StepBenchResult run_step_benchmark(const ModelConfig& config, const StepBenchOptions& options,
-                                   double peak_tflops);
+// Runs the benchmark on `backend` (made by make_backend for the options' device,
+// dtype and threads); MFU is against peak_tflops (0 = unknown).
+StepBenchResult run_step_benchmark(Backend& backend, const ModelConfig& config,
+                                   const StepBenchOptions& options, double peak_tflops);
 
 }  // namespace kiln

@@ -13,19 +13,19 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "backend/cpu/cpu_backend.h"
+#include "backend/backend_factory.h"
+#include "backend/gemm_peak.h"
 #include "core/error.h"
+#include "core/system_stats.h"
 #include "core/timer.h"
 #include "infer/sample_text.h"
 #include "io/checkpoint.h"
-#include "report/system_stats.h"
+#include "nn/model_step.h"
 #include "tokenizer/tokenizer.h"
 #include "train/lr_schedule.h"
 #include "train/metrics_log.h"
 #include "train/model_source.h"
-#include "train/model_step.h"
 #include "train/optimizer.h"
-#include "train/peak_cache.h"
 #include "train/step_benchmark.h"
 #include "train/token_data.h"
 
@@ -154,7 +154,7 @@ struct Run {
   int64_t step_done = 0;  // optimizer steps taken
   int64_t tokens_seen = 0;
   LrSchedule schedule;
-  PeakRecord peak;
+  GemmPeak peak;
   double train_seconds = 0;
   int64_t steps_this_run = 0;
   std::unique_ptr<Tokenizer> tokenizer;  // for samples (nullable)
@@ -381,7 +381,11 @@ int run_training(TrainOptions o) {
   run.o = o;
   run.config = config;
   run.tokenizer = std::move(tokenizer);
-  run.backend = make_backend(o.device, choice, o.threads);
+  BackendRequest request;
+  parse_device_kind(o.device, &request.device);  // validated above
+  request.dtype = choice;
+  request.threads = o.threads;
+  run.backend = make_backend(request);
   run.dt = run.backend->compute_dtype();
   const Sampling sampling = o.sampling == "sequential" ? Sampling::sequential : Sampling::random;
   run.train = std::make_unique<BatchSource>(train_tokens, o.batch, o.seq, sampling, o.seed);
@@ -445,7 +449,7 @@ int run_training(TrainOptions o) {
   run.schedule.total_steps = o.steps;
   run.schedule.warmup = o.warmup >= 0 ? o.warmup : std::min<int64_t>(1000, o.steps / 20);
   run.schedule.min_lr_frac = o.min_lr_frac;
-  if (auto* cpu = dynamic_cast<CpuBackend*>(run.backend.get())) run.peak = cpu_peak(*cpu, 3.0);
+  run.peak = gemm_peak(*run.backend, 3.0);
   const double compile_s = wall.seconds();
 
   nlohmann::json cfg = {{"batch", o.batch},

@@ -10,23 +10,17 @@
 
 namespace kiln {
 
-bool parse_dtype_choice(const std::string& name, DTypeChoice* choice) {
-  if (name == "auto") *choice = DTypeChoice::auto_;
-  else if (name == "fp32") *choice = DTypeChoice::fp32;
-  else if (name == "bf16") *choice = DTypeChoice::bf16;
-  else return false;
-  return true;
-}
-
 DType resolve_cpu_dtype(DTypeChoice choice) {
   switch (choice) {
-    case DTypeChoice::fp32: return DType::f32;
+    case DTypeChoice::fp32:
+      return DType::f32;
     case DTypeChoice::bf16:
       if (active_isa() != Isa::avx512)
         fail_input("--dtype", "bf16 GEMMs need AVX-512 on the CPU", "avx512",
                    std::string(isa_name(active_isa())) + "; use --dtype fp32 or auto");
       return DType::bf16;
-    case DTypeChoice::auto_: return bf16_gemm_native() ? DType::bf16 : DType::f32;
+    case DTypeChoice::auto_:
+      return bf16_gemm_native() ? DType::bf16 : DType::f32;
   }
   return DType::f32;
 }
@@ -42,11 +36,23 @@ CpuBackend::~CpuBackend() = default;
 
 int CpuBackend::threads() const { return omp_get_max_threads(); }
 
+BackendCaps CpuBackend::caps() const {
+  BackendCaps c;
+  c.device = cpu_features().model_name;
+  c.kernels = isa_name(active_isa());
+  c.host_memory = true;
+  c.bf16_gemm = active_isa() == Isa::avx512;  // oneDNN has no bf16 GEMM below AVX-512
+  c.threads = threads();
+  return c;
+}
+
 std::string CpuBackend::name() const {
   const CpuFeatures& f = cpu_features();
   std::string s = std::string("cpu ") + isa_name(active_isa());
-  if (active_isa() == Isa::avx512 && f.amx_bf16) s += " amx-bf16";
-  else if (active_isa() == Isa::avx512 && f.avx512_bf16) s += " avx512-bf16";
+  if (active_isa() == Isa::avx512 && f.amx_bf16)
+    s += " amx-bf16";
+  else if (active_isa() == Isa::avx512 && f.avx512_bf16)
+    s += " avx512-bf16";
   s += std::string(", ") + dtype_name(options_.compute_dtype) + " GEMMs, " +
        std::to_string(threads()) + " threads";
   return s;
@@ -55,7 +61,8 @@ std::string CpuBackend::name() const {
 void* CpuBackend::alloc(size_t bytes) {
   const size_t rounded = (bytes + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-  if (!p) fail_runtime("cpu backend", "out of memory allocating " + std::to_string(bytes) + " bytes");
+  if (!p)
+    fail_runtime("cpu backend", "out of memory allocating " + std::to_string(bytes) + " bytes");
   return p;
 }
 

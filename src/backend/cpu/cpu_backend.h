@@ -13,12 +13,11 @@
 #include <string>
 
 #include "backend/backend.h"
+#include "backend/backend_factory.h"
 #include "core/cpu_features.h"
 
 namespace kiln {
 
-enum class DTypeChoice { auto_, fp32, bf16 };
-bool parse_dtype_choice(const std::string& name, DTypeChoice* choice);
 // auto -> bf16 where bf16 GEMMs run natively here, else fp32. Throws InputError
 // when bf16 is asked for on a CPU without AVX-512 (where oneDNN has no bf16 GEMM).
 DType resolve_cpu_dtype(DTypeChoice choice);
@@ -41,6 +40,7 @@ class CpuBackend final : public Backend {
 
   std::string name() const override;
   DType compute_dtype() const override { return options_.compute_dtype; }
+  BackendCaps caps() const override;
   int threads() const;
 
   void* alloc(size_t bytes) override;
@@ -72,15 +72,13 @@ class CpuBackend final : public Backend {
   void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
                           const float* lse, int B, int T, int H, int Hkv, int D) override;
   void swiglu_forward(void* out, DType out_dtype, const float* h13, int64_t N, int F) override;
-  void swiglu_backward(float* dh13, const float* dout, const float* h13, int64_t N,
-                       int F) override;
+  void swiglu_backward(float* dh13, const float* dout, const float* h13, int64_t N, int F) override;
   void classifier_forward_backward(float* losses, float* dx, float* dW, const void* x,
                                    const void* W, DType dtype, const int32_t* targets, int64_t N,
                                    int C, int V, float dloss) override;
   void global_norm(float* out, const float* g, int64_t n) override;
-  void adamw(float* params, void* params_compute, DType compute_dtype, const float* grads,
-             float* m, float* v, int64_t n, const AdamWHyper& hyper,
-             const float* grad_norm) override;
+  void adamw(float* params, void* params_compute, DType compute_dtype, const float* grads, float* m,
+             float* v, int64_t n, const AdamWHyper& hyper, const float* grad_norm) override;
 
  private:
   CpuBackendOptions options_;

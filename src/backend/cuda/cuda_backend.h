@@ -78,6 +78,10 @@ class CudaBackend final : public Backend {
 
   std::string name() const override;
   DType compute_dtype() const override { return options_.compute_dtype; }
+  BackendCaps caps() const override {
+    return {device_name_, "sm_" + std::to_string(cc_major_) + std::to_string(cc_minor_), false,
+            true, 1};
+  }
 
   void* alloc(size_t bytes) override;  // cudaMalloc: 256-byte aligned
   void release(void* ptr) override;

@@ -1,11 +1,15 @@
-#include "train/model_step.h"
+#include "nn/model_step.h"
 
 #include "core/error.h"
 
 namespace kiln {
 
 ModelStep::ModelStep(Backend& backend, const ModelConfig& config, int B, int T)
-    : backend_(backend), config_(config), layout_(config), B_(B), T_(T),
+    : backend_(backend),
+      config_(config),
+      layout_(config),
+      B_(B),
+      T_(T),
       dt_(backend.compute_dtype()) {
   if (B <= 0) fail_input("--batch", "batch size must be positive", "> 0", std::to_string(B));
   if (T <= 0) fail_input("--seq", "sequence length must be positive", "> 0", std::to_string(T));
@@ -52,7 +56,8 @@ ModelStep::ModelStep(Backend& backend, const ModelConfig& config, int B, int T)
 
 void ModelStep::set_compact_vocab(const std::vector<int32_t>& used_ids) {
   const int V = config_.vocab_size, C = config_.dim;
-  if (used_ids.empty()) fail_input("--compact-vocab", "the training data uses no tokens", "> 0 tokens", "0");
+  if (used_ids.empty())
+    fail_input("--compact-vocab", "the training data uses no tokens", "> 0 tokens", "0");
   full_to_compact_.assign(V, -1);
   for (size_t i = 0; i < used_ids.size(); ++i) {
     const int32_t id = used_ids[i];
@@ -126,7 +131,8 @@ float ModelStep::forward(const WeightsView& w, const int32_t* tokens, const int3
       valid += targets_host_[i] >= 0;
     }
     targets = targets_host_.data();
-    backend_.embedding_forward(compact_w_, compact_rows_, w.params + layout_.classifier(), compact_V_, C);
+    backend_.embedding_forward(compact_w_, compact_rows_, w.params + layout_.classifier(),
+                               compact_V_, C);
     if (compact_w_c_ != compact_w_)
       backend_.cast(compact_w_c_, dt_, compact_w_, int64_t(compact_V_) * C);
   }
@@ -138,8 +144,8 @@ float ModelStep::forward(const WeightsView& w, const int32_t* tokens, const int3
   for (int l = 0; l < config_.n_layers; ++l) {
     const LayerOffsets& o = layout_.layer(l);
     // Attention block: x_mid = x + Wo · attn(rope(Wqkv · rmsnorm(x)))
-    backend_.rmsnorm_forward(xn_attn_[l], dt_, attn_rstd_[l], res_[l], w.params + o.attn_norm, N,
-                             C, eps);
+    backend_.rmsnorm_forward(xn_attn_[l], dt_, attn_rstd_[l], res_[l], w.params + o.attn_norm, N, C,
+                             eps);
     backend_.matmul(qkv_[l], xn_attn_[l], compute_weight(w, o.wqkv), dt_, N, QKV, C, false, true,
                     false);
     backend_.rope_forward(qkv_[l], B_, T_, H, Hkv, D, config_.rope_theta, 0);
@@ -163,16 +169,17 @@ float ModelStep::forward(const WeightsView& w, const int32_t* tokens, const int3
   const float dloss = valid > 0 ? grad_scale / float(valid) : 0.0f;
   if (compact_V_ > 0) {
     if (grads) backend_.zero(compact_dw_, int64_t(compact_V_) * C * sizeof(float));
-    backend_.classifier_forward_backward(losses_, grads ? dxf_ : nullptr, grads ? compact_dw_ : nullptr,
-                                         xf_, compact_w_c_, dt_, targets_, N, C, compact_V_, dloss);
+    backend_.classifier_forward_backward(losses_, grads ? dxf_ : nullptr,
+                                         grads ? compact_dw_ : nullptr, xf_, compact_w_c_, dt_,
+                                         targets_, N, C, compact_V_, dloss);
     // Scatter the compact classifier's gradient back to its rows (ids are distinct).
     if (grads)
-      backend_.embedding_backward(grads + layout_.classifier(), compact_rows_, compact_dw_, compact_V_, C);
+      backend_.embedding_backward(grads + layout_.classifier(), compact_rows_, compact_dw_,
+                                  compact_V_, C);
   } else {
-    backend_.classifier_forward_backward(losses_, grads ? dxf_ : nullptr,
-                                         grads ? grads + layout_.classifier() : nullptr, xf_,
-                                         compute_weight(w, layout_.classifier()), dt_, targets_, N,
-                                         C, V, dloss);
+    backend_.classifier_forward_backward(
+        losses_, grads ? dxf_ : nullptr, grads ? grads + layout_.classifier() : nullptr, xf_,
+        compute_weight(w, layout_.classifier()), dt_, targets_, N, C, V, dloss);
   }
   backend_.download(losses_host_.data(), losses_, N * sizeof(float));
   double sum = 0;
@@ -196,15 +203,16 @@ void ModelStep::backward(const WeightsView& w, float* grads) {
     const LayerOffsets& o = layout_.layer(l);
     // FFN block. dY = d_res (the residual passes it through unchanged as well).
     if (cast_needed) backend_.cast(d_res_c_, dt_, d_res_, N * C);
-    backend_.matmul(grads + o.w2, d_res_c_, g_[l], dt_, C, F, N, true, false, true);  // dW2 += dY^T g
+    backend_.matmul(grads + o.w2, d_res_c_, g_[l], dt_, C, F, N, true, false,
+                    true);  // dW2 += dY^T g
     backend_.matmul(dg_, d_res_c_, compute_weight(w, o.w2), dt_, N, F, C, false, false, false);
     backend_.swiglu_backward(dh13_, dg_, h13_[l], N, F);
     if (cast_needed) backend_.cast(dh13_c_, dt_, dh13_, N * 2 * F);
     backend_.matmul(grads + o.w13, dh13_c_, xn_ffn_[l], dt_, 2 * F, C, N, true, false, true);
     backend_.matmul(d_xn_, dh13_c_, compute_weight(w, o.w13), dt_, N, C, 2 * F, false, false,
                     false);
-    backend_.rmsnorm_backward(d_res_, grads + o.ffn_norm, d_xn_, res_mid_[l],
-                              w.params + o.ffn_norm, ffn_rstd_[l], N, C);
+    backend_.rmsnorm_backward(d_res_, grads + o.ffn_norm, d_xn_, res_mid_[l], w.params + o.ffn_norm,
+                              ffn_rstd_[l], N, C);
     // Attention block.
     if (cast_needed) backend_.cast(d_res_c_, dt_, d_res_, N * C);
     backend_.matmul(grads + o.wo, d_res_c_, att_c_[l], dt_, C, Q, N, true, false, true);
@@ -213,8 +221,7 @@ void ModelStep::backward(const WeightsView& w, float* grads) {
     backend_.rope_backward(dqkv_, B_, T_, H, Hkv, D, config_.rope_theta, 0);
     if (cast_needed) backend_.cast(dqkv_c_, dt_, dqkv_, N * QKV);
     backend_.matmul(grads + o.wqkv, dqkv_c_, xn_attn_[l], dt_, QKV, C, N, true, false, true);
-    backend_.matmul(d_xn_, dqkv_c_, compute_weight(w, o.wqkv), dt_, N, C, QKV, false, false,
-                    false);
+    backend_.matmul(d_xn_, dqkv_c_, compute_weight(w, o.wqkv), dt_, N, C, QKV, false, false, false);
     backend_.rmsnorm_backward(d_res_, grads + o.attn_norm, d_xn_, res_[l], w.params + o.attn_norm,
                               attn_rstd_[l], N, C);
   }

@@ -4,7 +4,7 @@
 // report a clear error and leave no output behind. The child streams status
 // lines and finally the serialized model through a pipe; the parent validates
 // the model and writes it atomically.
-#include "tokenizer/tokenizer_trainer.h"
+#include "data/tokenizer_trainer.h"
 
 #include <sentencepiece_trainer.h>
 #include <sys/wait.h>
@@ -20,9 +20,9 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/progress_bar.h"
 #include "core/timer.h"
 #include "io/atomic_file.h"
-#include "io/progress_bar.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 
 namespace sentencepiece::logging {
@@ -40,9 +40,7 @@ constexpr int kMetaPieces = 3 + 256;  // <unk> <s> </s> and the byte pieces
 // exceptions must not cross the library.
 class DocumentLineIterator : public sentencepiece::SentenceIterator {
  public:
-  explicit DocumentLineIterator(std::vector<TextInput> files) : files_(std::move(files)) {
-    fill();
-  }
+  explicit DocumentLineIterator(std::vector<TextInput> files) : files_(std::move(files)) { fill(); }
   bool done() const override { return index_ >= lines_.size(); }
   void Next() override {
     if (++index_ >= lines_.size()) fill();

@@ -1,4 +1,4 @@
-#include "report/system_stats.h"
+#include "core/system_stats.h"
 
 #include <dirent.h>
 #include <dlfcn.h>

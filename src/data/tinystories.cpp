@@ -1,4 +1,4 @@
-#include "io/tinystories.h"
+#include "data/tinystories.h"
 
 #include <poll.h>
 #include <sys/wait.h>
@@ -13,10 +13,10 @@
 #include <regex>
 
 #include "core/error.h"
+#include "data/dataset_prepare.h"
+#include "data/document_reader.h"
 #include "io/atomic_file.h"
 #include "io/dataset_manifest.h"
-#include "io/dataset_prepare.h"
-#include "io/document_reader.h"
 #include "io/token_shards.h"
 #include "tokenizer/tokenizer.h"
 

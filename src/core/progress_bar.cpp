@@ -1,4 +1,4 @@
-#include "io/progress_bar.h"
+#include "core/progress_bar.h"
 
 #include <unistd.h>
 

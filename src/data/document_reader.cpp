@@ -1,4 +1,4 @@
-#include "io/document_reader.h"
+#include "data/document_reader.h"
 
 #include <algorithm>
 #include <cerrno>

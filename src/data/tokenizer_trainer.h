@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "io/document_reader.h"
+#include "data/document_reader.h"
 
 namespace kiln {
 

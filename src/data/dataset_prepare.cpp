@@ -1,4 +1,4 @@
-#include "io/dataset_prepare.h"
+#include "data/dataset_prepare.h"
 
 #include <unistd.h>
 
@@ -15,9 +15,9 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/progress_bar.h"
 #include "core/timer.h"
 #include "io/atomic_file.h"
-#include "io/progress_bar.h"
 #include "io/token_shards.h"
 #include "tokenizer/tokenizer.h"
 

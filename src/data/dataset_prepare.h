@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "data/document_reader.h"
 #include "io/dataset_manifest.h"
-#include "io/document_reader.h"
 
 namespace kiln {
 

@@ -15,8 +15,8 @@ namespace kiln {
 // The model's weights as the step sees them: fp32 masters (embedding lookup,
 // norms) and the compute-dtype copy the GEMMs read (== params when fp32).
 struct WeightsView {
-  const float* params = nullptr;          // [layout.total()] fp32, backend memory
-  const void* params_compute = nullptr;   // [layout.total()] compute dtype, backend memory
+  const float* params = nullptr;         // [layout.total()] fp32, backend memory
+  const void* params_compute = nullptr;  // [layout.total()] compute dtype, backend memory
 };
 
 class ModelStep {
@@ -66,33 +66,33 @@ class ModelStep {
   std::vector<void*> owned_;
 
   // Forward activations kept for backward. N = B*T, C = dim, F = hidden_dim.
-  int32_t* tokens_ = nullptr;             // [N]
-  int32_t* targets_ = nullptr;            // [N]
-  std::vector<float*> res_;               // L+1 x [N, C] residual stream entering each layer
-  std::vector<float*> res_mid_;           // L x [N, C] residual after attention
+  int32_t* tokens_ = nullptr;                 // [N]
+  int32_t* targets_ = nullptr;                // [N]
+  std::vector<float*> res_;                   // L+1 x [N, C] residual stream entering each layer
+  std::vector<float*> res_mid_;               // L x [N, C] residual after attention
   std::vector<float*> attn_rstd_, ffn_rstd_;  // L x [N]
-  std::vector<void*> xn_attn_, xn_ffn_;   // L x [N, C] (compute dtype) normed GEMM inputs
-  std::vector<float*> qkv_;               // L x [N, H*D + 2*Hkv*D], q and k after RoPE
-  std::vector<float*> att_;               // L x [N, H*D] attention output
-  std::vector<void*> att_c_;              // L x [N, H*D] (compute dtype; aliases att_ when fp32)
-  std::vector<float*> lse_;               // L x [B, H, T]
-  std::vector<float*> h13_;               // L x [N, 2F] gate | up
-  std::vector<void*> g_;                  // L x [N, F] (compute dtype) silu(gate) * up
-  void* xf_ = nullptr;                    // [N, C] (compute dtype) final-normed
-  float* final_rstd_ = nullptr;           // [N]
-  float* losses_ = nullptr;               // [N]
+  std::vector<void*> xn_attn_, xn_ffn_;       // L x [N, C] (compute dtype) normed GEMM inputs
+  std::vector<float*> qkv_;                   // L x [N, H*D + 2*Hkv*D], q and k after RoPE
+  std::vector<float*> att_;                   // L x [N, H*D] attention output
+  std::vector<void*> att_c_;     // L x [N, H*D] (compute dtype; aliases att_ when fp32)
+  std::vector<float*> lse_;      // L x [B, H, T]
+  std::vector<float*> h13_;      // L x [N, 2F] gate | up
+  std::vector<void*> g_;         // L x [N, F] (compute dtype) silu(gate) * up
+  void* xf_ = nullptr;           // [N, C] (compute dtype) final-normed
+  float* final_rstd_ = nullptr;  // [N]
+  float* losses_ = nullptr;      // [N]
 
   // Backward scratch, shared by all layers.
-  float* d_res_ = nullptr;     // [N, C] dL/d(residual stream)
-  void* d_res_c_ = nullptr;    // [N, C] compute dtype (aliases d_res_ when fp32)
-  float* d_xn_ = nullptr;      // [N, C]
-  float* dxf_ = nullptr;       // [N, C]
-  float* d_att_ = nullptr;     // [N, H*D]
-  float* dqkv_ = nullptr;      // [N, qkv]
-  void* dqkv_c_ = nullptr;     // [N, qkv] compute dtype
-  float* dg_ = nullptr;        // [N, F]
-  float* dh13_ = nullptr;      // [N, 2F]
-  void* dh13_c_ = nullptr;     // [N, 2F] compute dtype
+  float* d_res_ = nullptr;   // [N, C] dL/d(residual stream)
+  void* d_res_c_ = nullptr;  // [N, C] compute dtype (aliases d_res_ when fp32)
+  float* d_xn_ = nullptr;    // [N, C]
+  float* dxf_ = nullptr;     // [N, C]
+  float* d_att_ = nullptr;   // [N, H*D]
+  float* dqkv_ = nullptr;    // [N, qkv]
+  void* dqkv_c_ = nullptr;   // [N, qkv] compute dtype
+  float* dg_ = nullptr;      // [N, F]
+  float* dh13_ = nullptr;    // [N, 2F]
+  void* dh13_c_ = nullptr;   // [N, 2F] compute dtype
   std::vector<float> losses_host_;
 
   // Vocabulary compaction (compact_V_ == 0: off).
