@@ -26,4 +26,6 @@ export LSAN_OPTIONS="print_suppressions=0"
 
 cd "$BUILD"
 # shellcheck disable=SC2086
-ctest --output-on-failure -j "$JOBS" --timeout 900 ${KILN_SANITIZE_CTEST_ARGS:-}
+ctest --output-on-failure -j "$JOBS" ${KILN_SANITIZE_CTEST_ARGS:-}
+cd "$ROOT"
+bash scripts/test-skips.sh "$BUILD"

@@ -178,6 +178,91 @@ TEST_F(Trainer, ResumeIsBitwiseExact) {
   }
 }
 
+// The resume promise with the options that carry state of their own: validation
+// (its batches and eval schedule), --compact-vocab (the used-token set), fp32 on
+// a host whose default is bf16, and a run stopped by SIGTERM instead of by its
+// step count. Each: 8 steps straight == stopped at 4 (or by the signal) + --resume.
+TEST_F(Trainer, ResumeIsBitwiseExactWithStatefulOptions) {
+  // Half the vocabulary unused, so --compact-vocab really compacts.
+  std::vector<uint16_t> half = make_tokens(6000, 7);
+  for (uint16_t& t : half) t = uint16_t(t % (kVocab / 2));
+  write_tokens(dir + "/half.bin", half);
+  struct Variant {
+    std::string name;
+    std::vector<std::string> flags;
+    bool sigterm = false;
+    std::string data;  // instead of train.bin
+  };
+  const std::vector<Variant> variants = {
+      {"val", {"--val-data", dir + "/val.bin", "--eval-every", "3", "--eval-batches", "2"}},
+      {"compact", {"--compact-vocab"}, false, dir + "/half.bin"},
+      {"fp32", {"--dtype", "fp32"}},
+      {"sigterm", {"--sampling", "random"}, true},
+  };
+  for (const Variant& v : variants) {
+    SCOPED_TRACE(v.name);
+    // Constant LR: the run stopped at 4 steps has --steps 4, and a cosine would differ.
+    const auto common =
+        v.flags + std::vector<std::string>{"--lr", "3e-3", "--warmup", "0", "--min-lr-frac", "1"};
+    auto base_args = [&](const std::string& out) {
+      std::vector<std::string> args = this->base_args(out);
+      if (!v.data.empty()) args[4] = v.data;  // the value after --data
+      return args;
+    };
+    auto r = run_kiln(
+        base_args("full-" + v.name) + common + std::vector<std::string>{"--steps", "8"}, dir);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const std::string part = "part-" + v.name;
+    if (v.sigterm) {
+      const pid_t pid =
+          spawn_kiln(base_args(part) + common + std::vector<std::string>{"--steps", "8"},
+                     dir + "/sigterm.out");
+      ASSERT_GE(pid, 0);
+      const std::string metrics_path = dir + "/" + part + "/metrics.jsonl";
+      for (int i = 0; i < 600; ++i) {
+        if (kiln::test::read_text_file(metrics_path).find("\"step\":2,") != std::string::npos)
+          break;
+        usleep(10000);
+      }
+      kill(pid, SIGTERM);
+      int status = 0;
+      waitpid(pid, &status, 0);
+      ASSERT_TRUE(WIFEXITED(status));
+      // 130 when the signal landed mid-run; 0 if the 8 steps were already done.
+      ASSERT_TRUE(WEXITSTATUS(status) == 130 || WEXITSTATUS(status) == 0) << WEXITSTATUS(status);
+    } else {
+      r = run_kiln(base_args(part) + common + std::vector<std::string>{"--steps", "4"}, dir);
+      ASSERT_EQ(r.code, 0) << r.err;
+    }
+    ASSERT_FALSE(list_checkpoints(dir + "/" + part).empty());
+    EXPECT_LT(list_checkpoints(dir + "/" + part).back().step, 8) << "nothing left to resume";
+    r = run_kiln(base_args(part) + common + std::vector<std::string>{"--steps", "8", "--resume"},
+                 dir);
+    ASSERT_EQ(r.code, 0) << r.err;
+    for (const char* f : {"model.safetensors", "optimizer.safetensors"}) {
+      const std::string a =
+          kiln::test::read_text_file(dir + "/full-" + v.name + "/step-000008/" + f);
+      const std::string b = kiln::test::read_text_file(dir + "/" + part + "/step-000008/" + f);
+      ASSERT_FALSE(a.empty());
+      EXPECT_TRUE(a == b) << f << " differs after resume";
+    }
+    if (v.name == "val") {
+      // The resumed run's evaluations are the uninterrupted run's, value for value.
+      auto evals = [&](const std::string& out) {
+        std::map<int, double> e;
+        for (const auto& m : metrics(out))
+          if (m["type"] == "eval") e[m["step"].get<int>()] = m["val_loss"].get<double>();
+        return e;
+      };
+      const auto full = evals("full-val"), resumed = evals(part);
+      EXPECT_EQ(full.size(), 4u) << "evals at steps 0, 3, 6, 8";
+      for (const auto& [step, loss] : full)
+        if (resumed.count(step)) EXPECT_EQ(resumed.at(step), loss) << "eval at step " << step;
+      EXPECT_TRUE(resumed.count(8));
+    }
+  }
+}
+
 // Three sequential fp32 steps through the CLI equal the fp64 oracle fed the
 // same batches ((k*B + b) * T windows) with fp64 AdamW and the same schedule.
 TEST_F(Trainer, SequentialStepsMatchOracle) {
