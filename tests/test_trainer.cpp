@@ -145,6 +145,12 @@ TEST_F(Trainer, TrainsLogsAndCheckpoints) {
   LoadedCheckpoint c = read_checkpoint(ckpts.back().path);
   EXPECT_EQ(c.state.value("step", 0), 40);
   EXPECT_EQ(c.config.dim, 24);
+  // Every option is recorded, as given on the command line (enums by name).
+  ASSERT_TRUE(c.state.contains("options")) << c.state.dump();
+  EXPECT_EQ(c.state["options"]["eval_every"], 20);
+  EXPECT_EQ(c.state["options"]["sampling"], "random");
+  EXPECT_EQ(c.state["options"]["on_ckpt_error"], "stop");
+  EXPECT_EQ(c.state["options"]["val_data"], nlohmann::json::array({dir + "/val.bin"}));
   // Continuing without --resume into the same --out is refused (nothing is overwritten).
   r = run_kiln(base_args("run") + std::vector<std::string>{"--steps", "2"}, dir);
   EXPECT_EQ(r.code, 2) << r.err;
@@ -358,6 +364,13 @@ TEST_F(Trainer, BadInputExitsTwoAndWritesNothing) {
       {{"--no-such-flag"}, "no-such-flag"},
       {{"--dtype", "fp8"}, "--dtype"},
       {{"--sampling", "zigzag"}, "--sampling"},
+      {{"--lr", "inf"}, "--lr"},
+      {{"--min-lr-frac", "1.5"}, "--min-lr-frac"},
+      {{"--rollback-lr-scale", "0"}, "--rollback-lr-scale"},
+      {{"--warmup", "-2"}, "--warmup"},
+      {{"--on-nonfinite", "ignore"}, "--on-nonfinite"},
+      {{"--on-ckpt-error", "retry"}, "--on-ckpt-error"},
+      {{"--device", "tpu"}, "--device"},
   };
   for (const Bad& bad : cases) {
     std::vector<std::string> args = base_args("bad") + std::vector<std::string>{"--steps", "2"};
@@ -387,6 +400,19 @@ TEST_F(Trainer, BadInputExitsTwoAndWritesNothing) {
   r = run_kiln(args + std::vector<std::string>{"--steps", "2", "--resume"}, dir);
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("shape"), std::string::npos) << r.err;
+  // The options that decide the batches (must_match in train_options.h) may not
+  // change on --resume; every changed one is named with both values.
+  r = run_kiln(base_args("shape") + std::vector<std::string>{"--steps", "2", "--resume", "--accum",
+                                                             "2", "--compact-vocab"},
+               dir);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--accum 2 (checkpoint: 1)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--compact-vocab true (checkpoint: false)"), std::string::npos) << r.err;
+  // ... while the others may (a longer run, another LR).
+  r = run_kiln(
+      base_args("shape") + std::vector<std::string>{"--steps", "2", "--resume", "--lr", "1e-4"},
+      dir);
+  EXPECT_EQ(r.code, 0) << r.err;
 }
 
 // The non-finite guard, by fault injection (KILN_FAULT_NONFINITE poisons a step's gradients).

@@ -41,56 +41,6 @@ void on_signal(int sig) {
   g_stop = 1;
 }
 
-void require_finite_positive(const char* flag, double value, bool allow_zero) {
-  if (!std::isfinite(value) || value < 0 || (!allow_zero && value == 0))
-    fail_input(flag, "must be a finite number " + std::string(allow_zero ? ">= 0" : "> 0"),
-               allow_zero ? ">= 0" : "> 0", std::to_string(value));
-}
-
-void validate_options(const TrainOptions& o) {
-  if (o.batch <= 0) fail_input("--batch", "must be positive", "> 0", std::to_string(o.batch));
-  if (o.seq <= 0) fail_input("--seq", "must be positive", "> 0", std::to_string(o.seq));
-  if (o.accum <= 0) fail_input("--accum", "must be positive", "> 0", std::to_string(o.accum));
-  if (o.steps <= 0) fail_input("--steps", "must be positive", "> 0", std::to_string(o.steps));
-  require_finite_positive("--lr", o.lr, false);
-  require_finite_positive("--weight-decay", o.weight_decay, true);
-  require_finite_positive("--eps", o.eps, true);
-  require_finite_positive("--clip", o.clip, true);
-  if (!std::isfinite(o.min_lr_frac) || o.min_lr_frac < 0 || o.min_lr_frac > 1)
-    fail_input("--min-lr-frac", "must be in [0, 1]", "0..1", std::to_string(o.min_lr_frac));
-  if (!std::isfinite(o.beta1) || o.beta1 < 0 || o.beta1 >= 1)
-    fail_input("--beta1", "must be in [0, 1)", "0..1", std::to_string(o.beta1));
-  if (!std::isfinite(o.beta2) || o.beta2 < 0 || o.beta2 >= 1)
-    fail_input("--beta2", "must be in [0, 1)", "0..1", std::to_string(o.beta2));
-  if (o.warmup < -1) fail_input("--warmup", "must be >= 0", ">= 0", std::to_string(o.warmup));
-  if (o.ckpt_every < 0)
-    fail_input("--ckpt-every", "must be >= 0", ">= 0", std::to_string(o.ckpt_every));
-  if (o.eval_every < 0)
-    fail_input("--eval-every", "must be >= 0", ">= 0", std::to_string(o.eval_every));
-  if (o.sample_every < 0)
-    fail_input("--sample-every", "must be >= 0", ">= 0", std::to_string(o.sample_every));
-  if (o.eval_batches <= 0)
-    fail_input("--eval-batches", "must be positive", "> 0", std::to_string(o.eval_batches));
-  if (o.keep <= 0) fail_input("--keep", "must be positive", "> 0", std::to_string(o.keep));
-  if (o.threads < 0) fail_input("--threads", "must be >= 0", ">= 0", std::to_string(o.threads));
-  if (o.sampling != "random" && o.sampling != "sequential")
-    fail_input("--sampling", "unknown sampling", "random or sequential", o.sampling);
-  if (o.device != "cpu" && o.device != "cuda")
-    fail_input("--device", "unknown device", "cpu or cuda", o.device);
-  if (o.max_skips <= 0)
-    fail_input("--max-skips", "must be positive", "> 0", std::to_string(o.max_skips));
-  if (o.on_nonfinite != "rollback" && o.on_nonfinite != "stop")
-    fail_input("--on-nonfinite", "unknown policy", "rollback or stop", o.on_nonfinite);
-  if (o.on_ckpt_error != "continue" && o.on_ckpt_error != "stop")
-    fail_input("--on-ckpt-error", "unknown policy", "continue or stop", o.on_ckpt_error);
-  if (!std::isfinite(o.rollback_lr_scale) || o.rollback_lr_scale <= 0 || o.rollback_lr_scale > 1)
-    fail_input("--rollback-lr-scale", "must be in (0, 1]", "0 < scale <= 1",
-               std::to_string(o.rollback_lr_scale));
-  if (o.data.empty())
-    fail_input("--data", "no training data given", "one or more shard files or directories",
-               "none");
-}
-
 // KILN_FAULT_NONFINITE="3,4,5": poison the gradients of those steps (1-based),
 // to test the non-finite guard.
 std::vector<int64_t> fault_steps() {
@@ -202,7 +152,7 @@ struct Run {
     return {{"step", step_done},
             {"tokens", tokens_seen},
             {"seed", o.seed},
-            {"sampling", o.sampling},
+            {"sampling", enum_name(o.sampling)},
             {"batch", o.batch},
             {"seq", o.seq},
             {"accum", o.accum},
@@ -222,7 +172,8 @@ struct Run {
               {"beta2", o.beta2},
               {"eps", o.eps},
               {"weight_decay", o.weight_decay},
-              {"clip", o.clip}}}};
+              {"clip", o.clip}}},
+            {"options", options_to_json(o)}};
   }
 
   std::string checkpoint() {
@@ -317,9 +268,7 @@ bool stop_requested() { return g_stop != 0; }
 int run_training(TrainOptions o) {
   Timer wall;
   validate_options(o);
-  DTypeChoice choice;
-  if (!parse_dtype_choice(o.dtype, &choice))
-    fail_input("--dtype", "unknown dtype", "auto, fp32 or bf16", o.dtype);
+  const DTypeChoice choice = o.dtype;
 
   // --- everything that can reject the input happens before --out is touched ---
   ModelSource source = resolve_model(o.model);
@@ -357,19 +306,13 @@ int run_training(TrainOptions o) {
           c.vocab_size != config.vocab_size || c.tie_embeddings != config.tie_embeddings)
         fail_input(resume_from->dir, "checkpoint has another model shape than --model", config.name,
                    "dim " + std::to_string(c.dim) + ", " + std::to_string(c.n_layers) + " layers");
-      const auto& s = resume_from->state;
-      if (s.value("batch", 0) != o.batch || s.value("seq", 0) != o.seq ||
-          s.value("accum", 0) != o.accum || s.value("sampling", "") != o.sampling ||
-          s.value("seed", uint64_t(0)) != o.seed)
-        fail_input(
-            resume_from->dir,
-            "--resume needs the same --batch, --seq, --accum, --sampling and --seed",
-            "batch " + std::to_string(s.value("batch", 0)) + ", seq " +
-                std::to_string(s.value("seq", 0)) + ", accum " +
-                std::to_string(s.value("accum", 0)) + ", " + s.value("sampling", std::string()) +
-                ", seed " + std::to_string(s.value("seed", uint64_t(0))),
-            "batch " + std::to_string(o.batch) + ", seq " + std::to_string(o.seq) + ", accum " +
-                std::to_string(o.accum) + ", " + o.sampling + ", seed " + std::to_string(o.seed));
+      const std::vector<std::string> changed = resume_mismatches(o, resume_from->state);
+      if (!changed.empty()) {
+        std::string got;
+        for (const std::string& c : changed) got += (got.empty() ? "" : ", ") + c;
+        fail_input(resume_from->dir, "--resume needs the options that decide the batches unchanged",
+                   "the checkpoint's values", got);
+      }
     }
   } else if (!list_checkpoints(o.out).empty()) {
     fail_input(o.out, "already holds checkpoints of a run",
@@ -382,12 +325,12 @@ int run_training(TrainOptions o) {
   run.config = config;
   run.tokenizer = std::move(tokenizer);
   BackendRequest request;
-  parse_device_kind(o.device, &request.device);  // validated above
+  request.device = o.device;
   request.dtype = choice;
   request.threads = o.threads;
   run.backend = make_backend(request);
   run.dt = run.backend->compute_dtype();
-  const Sampling sampling = o.sampling == "sequential" ? Sampling::sequential : Sampling::random;
+  const Sampling sampling = o.sampling;
   run.train = std::make_unique<BatchSource>(train_tokens, o.batch, o.seq, sampling, o.seed);
   if (!o.val_data.empty())
     run.val = std::make_unique<BatchSource>(val_tokens, o.batch, o.seq, Sampling::sequential, 0);
@@ -452,25 +395,12 @@ int run_training(TrainOptions o) {
   run.peak = gemm_peak(*run.backend, 3.0);
   const double compile_s = wall.seconds();
 
-  nlohmann::json cfg = {{"batch", o.batch},
-                        {"seq", o.seq},
-                        {"accum", o.accum},
-                        {"steps", o.steps},
-                        {"lr", o.lr},
-                        {"warmup", run.schedule.warmup},
-                        {"min_lr_frac", o.min_lr_frac},
-                        {"weight_decay", o.weight_decay},
-                        {"beta1", o.beta1},
-                        {"beta2", o.beta2},
-                        {"eps", o.eps},
-                        {"clip", o.clip},
-                        {"dtype", dtype_name(run.dt)},
-                        {"threads", omp_get_max_threads()},
-                        {"seed", o.seed},
-                        {"sampling", o.sampling},
-                        {"data", o.data},
-                        {"val_data", o.val_data},
-                        {"model_source", source.description}};
+  // Every option as given, with the values this run resolved them to.
+  nlohmann::json cfg = options_to_json(o);
+  cfg["warmup"] = run.schedule.warmup;
+  cfg["dtype"] = dtype_name(run.dt);
+  cfg["threads"] = omp_get_max_threads();
+  cfg["model_source"] = source.description;
   run.log.write("run", {{"config", cfg},
                         {"model", config_to_json(config)},
                         {"params", config.num_params()},
@@ -550,7 +480,7 @@ int run_training(TrainOptions o) {
                    (long long)run.step_done, std::isfinite(loss) ? "gradient norm" : "loss",
                    consecutive_skips);
       if (consecutive_skips >= o.max_skips) {
-        if (o.on_nonfinite == "stop" || rollbacks >= 3) {
+        if (o.on_nonfinite == NonFinitePolicy::stop || rollbacks >= 3) {
           std::fprintf(stderr,
                        "kiln: error: %d consecutive non-finite steps at step %lld; stopping "
                        "(---> HINT: lower --lr, raise --warmup, or use --clip)\n",
@@ -606,7 +536,7 @@ int run_training(TrainOptions o) {
     if (o.sample_every > 0 && (run.step_done % o.sample_every == 0 || run.step_done == o.steps))
       run.sample();
     if (o.ckpt_every > 0 && run.step_done % o.ckpt_every == 0 && run.step_done < o.steps) {
-      if (!try_checkpoint() && o.on_ckpt_error == "stop") {
+      if (!try_checkpoint() && o.on_ckpt_error == CkptErrorPolicy::stop) {
         exit_code = 1;
         break;
       }
