@@ -11,6 +11,8 @@ PACKAGES=(
   libcli11-dev           # command-line parsing
   libsentencepiece-dev sentencepiece  # tokenizer
   libxxhash-dev          # checkpoint checksums
+  libpcre2-dev           # tokenizer.json: pre-tokenizer regexes (PCRE2 with JIT)
+  libutf8proc-dev        # tokenizer.json: NFC/NFKC/NFD normalizers
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and kernel benchmarks
 )
 if [[ "${KILN_EXTRA_PACKAGES:-}" != "" ]]; then

@@ -8,11 +8,15 @@
 #include "core/error.h"
 #include "io/document_reader.h"
 #include "io/progress_bar.h"
+#include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_trainer.h"
 
 namespace kiln::cli {
 namespace {
+
+constexpr const char* kTokenizerHelp =
+    ".model, tokenizer.bin, tokenizer.json, or a model directory holding one";
 
 std::vector<int32_t> parse_ids(const std::string& text) {
   std::vector<int32_t> ids;
@@ -103,14 +107,18 @@ std::function<int()> setup(CLI::App& app) {
     auto bos = std::make_shared<bool>(false);
     auto eos = std::make_shared<bool>(false);
     auto pieces = std::make_shared<bool>(false);
+    auto parse_special = std::make_shared<bool>(false);
     CLI::App* sub = app.add_subcommand("encode", "Print the token ids of a text, space-separated");
-    sub->add_option("--tokenizer", *tokenizer, ".model or tokenizer.bin")->required();
+    sub->add_option("--tokenizer", *tokenizer, kTokenizerHelp)->required();
     auto* text_opt = sub->add_option("--text", *text, "Text to encode");
     auto* file_opt = sub->add_option("--file", *file, "Encode this file's whole content instead");
     text_opt->excludes(file_opt);
     sub->add_flag("--bos", *bos, "Prepend BOS");
     sub->add_flag("--eos", *eos, "Append EOS");
     sub->add_flag("--pieces", *pieces, "Print pieces instead of ids");
+    sub->add_flag("--parse-special", *parse_special,
+                  "Special tokens written in the text (<|im_start|>) become their ids "
+                  "(tokenizer.json; default: encoded as plain text)");
     sub->callback([=] {
       *chosen = [=]() {
         const auto tok = load_tokenizer(*tokenizer);
@@ -124,7 +132,11 @@ std::function<int()> setup(CLI::App& app) {
           while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) input.append(buf, n);
           std::fclose(f);
         }
-        const std::vector<int32_t> ids = tok->encode(input, *bos, *eos);
+        EncodeOptions options;
+        options.bos = *bos;
+        options.eos = *eos;
+        options.parse_special = *parse_special;
+        const std::vector<int32_t> ids = tok->encode_with(input, options);
         std::string line;
         for (size_t i = 0; i < ids.size(); ++i) {
           if (i) line.push_back(' ');
@@ -141,7 +153,7 @@ std::function<int()> setup(CLI::App& app) {
     auto tokenizer = std::make_shared<std::string>();
     auto ids = std::make_shared<std::string>();
     CLI::App* sub = app.add_subcommand("decode", "Print the text of token ids");
-    sub->add_option("--tokenizer", *tokenizer, ".model or tokenizer.bin")->required();
+    sub->add_option("--tokenizer", *tokenizer, kTokenizerHelp)->required();
     sub->add_option("--ids", *ids, "Token ids, e.g. \"1 450 4996\"")->required();
     sub->callback([=] {
       *chosen = [=]() {
@@ -159,7 +171,7 @@ std::function<int()> setup(CLI::App& app) {
   {
     auto tokenizer = std::make_shared<std::string>();
     CLI::App* sub = app.add_subcommand("info", "Describe a tokenizer file");
-    sub->add_option("--tokenizer", *tokenizer, ".model or tokenizer.bin")->required();
+    sub->add_option("--tokenizer", *tokenizer, kTokenizerHelp)->required();
     sub->callback([=] {
       *chosen = [=]() {
         const auto tok = load_tokenizer(*tokenizer);
@@ -176,6 +188,10 @@ std::function<int()> setup(CLI::App& app) {
                     tok->has_byte_fallback() ? " (byte fallback)" : "");
         std::printf("control:       %d\n", controls);
         std::printf("xxh64:         %s\n", tok->checksum_hex().c_str());
+        if (const auto* hf = dynamic_cast<const HfTokenizer*>(tok.get())) {
+          std::printf("added tokens:  %d\n", hf->added_token_count());
+          std::printf("pre-tokenizer: %s\n", hf->pre_tokenizer_chain().c_str());
+        }
         return 0;
       };
     });
@@ -185,7 +201,9 @@ std::function<int()> setup(CLI::App& app) {
 }
 
 RegisterCommand reg(
-    {"tokenizer", "Train, export and run tokenizers (SentencePiece .model, llama2.c tokenizer.bin)",
+    {"tokenizer",
+     "Train, export and run tokenizers (SentencePiece .model, llama2.c tokenizer.bin, "
+     "Hugging Face tokenizer.json)",
      setup});
 
 }  // namespace
