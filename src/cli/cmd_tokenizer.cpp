@@ -1,4 +1,5 @@
 // kiln tokenizer train | export | encode | decode | info
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -17,6 +18,42 @@ namespace {
 
 constexpr const char* kTokenizerHelp =
     ".model, tokenizer.bin, tokenizer.json, or a model directory holding one";
+
+std::string read_whole_text(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) fail_input(path, "cannot open file");
+  std::string out;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+  std::fclose(f);
+  return out;
+}
+
+struct EncodeBench {
+  size_t tokens = 0;
+  double first_mb_per_s = 0, mb_per_s = 0;
+};
+
+// The first pass meets an empty word cache; the repeated ones run for `seconds`.
+EncodeBench bench_encode(const Tokenizer& tok, const std::string& text, double seconds) {
+  using clock = std::chrono::steady_clock;
+  const double mb = static_cast<double>(text.size()) / 1e6;
+  EncodeBench r;
+  auto t0 = clock::now();
+  r.tokens = tok.encode(text, false, false).size();
+  r.first_mb_per_s = mb / std::chrono::duration<double>(clock::now() - t0).count();
+  int rounds = 0;
+  double elapsed = 0;
+  t0 = clock::now();
+  do {
+    r.tokens = tok.encode(text, false, false).size();
+    ++rounds;
+    elapsed = std::chrono::duration<double>(clock::now() - t0).count();
+  } while (elapsed < seconds);
+  r.mb_per_s = mb * rounds / elapsed;
+  return r;
+}
 
 std::vector<int32_t> parse_ids(const std::string& text) {
   std::vector<int32_t> ids;
@@ -122,16 +159,7 @@ std::function<int()> setup(CLI::App& app) {
     sub->callback([=] {
       *chosen = [=]() {
         const auto tok = load_tokenizer(*tokenizer);
-        std::string input = *text;
-        if (!file->empty()) {
-          std::FILE* f = std::fopen(file->c_str(), "rb");
-          if (!f) fail_input(*file, "cannot open file");
-          char buf[1 << 16];
-          size_t n;
-          input.clear();
-          while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) input.append(buf, n);
-          std::fclose(f);
-        }
+        const std::string input = file->empty() ? *text : read_whole_text(*file);
         EncodeOptions options;
         options.bos = *bos;
         options.eos = *eos;
@@ -162,6 +190,29 @@ std::function<int()> setup(CLI::App& app) {
         const std::string text = tok->decode(list);
         std::fwrite(text.data(), 1, text.size(), stdout);
         std::fputc('\n', stdout);
+        return 0;
+      };
+    });
+  }
+
+  // --- bench
+  {
+    auto tokenizer = std::make_shared<std::string>();
+    auto file = std::make_shared<std::string>();
+    auto seconds = std::make_shared<double>(3.0);
+    CLI::App* sub = app.add_subcommand(
+        "bench", "Encoding speed on one thread: the first pass over a file, then repeated passes");
+    sub->add_option("--tokenizer", *tokenizer, kTokenizerHelp)->required();
+    sub->add_option("--file", *file, "Text to encode (whole)")->required();
+    sub->add_option("--seconds", *seconds, "Time for the repeated passes (default 3)");
+    sub->callback([=] {
+      *chosen = [=]() {
+        const auto tok = load_tokenizer(*tokenizer);
+        const std::string text = read_whole_text(*file);
+        const EncodeBench r = bench_encode(*tok, text, *seconds);
+        std::printf(
+            "{\"bytes\": %zu, \"tokens\": %zu, \"first_mb_per_s\": %.3f, \"mb_per_s\": %.3f}\n",
+            text.size(), r.tokens, r.first_mb_per_s, r.mb_per_s);
         return 0;
       };
     });

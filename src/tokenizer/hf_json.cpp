@@ -1,6 +1,8 @@
 // JsonAt: typed, path-naming reads of tokenizer.json values.
 #include "tokenizer/hf_json.h"
 
+#include <algorithm>
+
 namespace kiln::hf {
 namespace {
 const nlohmann::json& null_json() {
@@ -19,6 +21,9 @@ JsonAt JsonAt::operator[](std::string_view key) const {
 }
 
 JsonAt JsonAt::at(size_t index) const {
+  // Sequences nest through arrays; real files nest two or three deep, and a
+  // bound keeps the recursive readers' stack small on hostile input.
+  if (std::count(path_.begin(), path_.end(), '[') >= 32) fail("nested too deeply", "< 32 levels");
   return JsonAt((*value_)[index], path_ + "[" + std::to_string(index) + "]", file_);
 }
 

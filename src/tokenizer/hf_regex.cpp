@@ -10,10 +10,13 @@ namespace kiln::hf {
 
 struct Regex::Impl {
   pcre2_code* code = nullptr;
+  std::string file, where;  // for the error when a match gives up
 };
 
 Regex::Regex(const std::string& pattern, const std::string& file, const std::string& where)
     : impl_(std::make_unique<Impl>()) {
+  impl_->file = file;
+  impl_->where = where;
   int error = 0;
   PCRE2_SIZE offset = 0;
   impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -54,7 +57,11 @@ void Regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t
         pcre2_match(impl_->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, md, nullptr);
     if (rc < 0) {
       if (rc == PCRE2_ERROR_NOMATCH) break;
-      fail_runtime("regex", "PCRE2 match failed with code " + std::to_string(rc));
+      // The match or depth limit: a pattern that backtracks without end.
+      PCRE2_UCHAR message[256];
+      pcre2_get_error_message(rc, message, sizeof(message));
+      fail_input(impl_->file,
+                 impl_->where + ": regex match failed: " + reinterpret_cast<const char*>(message));
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     const size_t b = ov[0], e = ov[1];

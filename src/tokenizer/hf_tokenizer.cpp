@@ -119,6 +119,13 @@ void HfTokenizer::load(const std::string& bytes, const std::string& config_bytes
   int32_t size = 0;
   for (const auto& [piece, id] : model_->vocab()) size = std::max(size, id + 1);
   for (const auto& a : added_->all()) size = std::max(size, a.id + 1);
+  // Ids are dense in real files; a stray huge id would make a huge table.
+  const size_t tokens = model_->vocab().size() + added_->all().size();
+  if (size_t(size) > 2 * tokens + 256)
+    fail_input(path_, "token ids are too sparse",
+               "ids below " + std::to_string(2 * tokens + 256) + " for " + std::to_string(tokens) +
+                   " tokens",
+               "id " + std::to_string(size - 1));
   std::vector<std::string> pieces(static_cast<size_t>(size));
   std::vector<PieceKind> kinds(static_cast<size_t>(size), PieceKind::unused);
   for (const auto& [piece, id] : model_->vocab()) {
