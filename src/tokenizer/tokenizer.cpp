@@ -229,10 +229,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& requested) {
     sp->set_checksum(checksum);
     return sp;
   }
-  fail_input(path,
-             "not a SentencePiece .model or a llama2.c tokenizer.bin (nor a tokenizer.json; "
-             "as tokenizer.bin: " +
-                 llama2c_problem + ")");
+  fail_input(path, "not a SentencePiece .model or a llama2.c tokenizer.bin (as tokenizer.bin: " +
+                       llama2c_problem + "), nor a tokenizer.json (a JSON object)");
 }
 
 // --- export -----------------------------------------------------------------------
