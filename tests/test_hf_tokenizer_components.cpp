@@ -318,6 +318,26 @@ TEST_F(HfComponents, TemplateProcessingGivesBosAndEos) {
   EXPECT_EQ(t->encode("aa", false, false), (Ids{0, 0}));
 }
 
+// A model directory: tokenizer.json is found in it, and tokenizer_config.json
+// beside it names BOS/EOS (as a string or as {"content": ...}).
+TEST_F(HfComponents, ModelDirectoryWithTokenizerConfig) {
+  json doc = document(model({{"a", 0}}));
+  doc["added_tokens"] = {{{"id", 1}, {"content", "<s>"}, {"special", true}},
+                         {{"id", 2}, {"content", "</s>"}, {"special", true}}};
+  const std::string dir = dir_ + "/model";
+  std::filesystem::create_directories(dir);
+  test::write_text_file(dir + "/tokenizer.json", doc.dump());
+  test::write_text_file(
+      dir + "/tokenizer_config.json",
+      R"({"bos_token": {"content": "<s>", "lstrip": false}, "eos_token": "</s>"})");
+  const auto t = load_tokenizer(dir);
+  EXPECT_EQ(t->path(), dir + "/tokenizer.json");
+  EXPECT_EQ(t->bos_id(), 1);
+  EXPECT_EQ(t->eos_id(), 2);
+  EXPECT_EQ(t->encode("a", true, true), (Ids{1, 0, 2}));
+  EXPECT_EQ(t->decode(Ids{1, 0, 2}), "<s> a </s>");  // no decoder: joined by spaces
+}
+
 // --- bad files, through the CLI ----------------------------------------------
 
 class HfBadFiles : public HfComponents {
@@ -399,6 +419,16 @@ TEST_F(HfBadFiles, WrongTypes) {
   doc = good();
   doc["added_tokens"] = {{{"id", "x"}, {"content", "<s>"}}};
   expect_rejected(doc.dump(), "added_tokens[0].id: wrong type (expected integer, got string)");
+}
+
+TEST_F(HfBadFiles, BadTokenizerConfigIsNamed) {
+  const std::string dir = dir_ + "/model";
+  std::filesystem::create_directories(dir);
+  test::write_text_file(dir + "/tokenizer.json", good().dump());
+  test::write_text_file(dir + "/tokenizer_config.json", "{\"bos_token\": ");
+  const auto r = test::run_kiln({"tokenizer", "info", "--tokenizer", dir}, dir_);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find(dir + "/tokenizer_config.json: not valid JSON"), std::string::npos) << r.err;
 }
 
 TEST_F(HfBadFiles, DecodeOutOfRangeAndDirectoryWithoutTokenizer) {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/file_util.h"
 #include "tokenizer/hf_added_tokens.h"
 #include "tokenizer/hf_bpe.h"
 #include "tokenizer/hf_byte_level.h"
@@ -88,15 +89,15 @@ HfTokenizer::~HfTokenizer() = default;
 
 std::unique_ptr<HfTokenizer> HfTokenizer::from_json(const std::string& path,
                                                     const std::string& bytes,
-                                                    const std::string& config) {
+                                                    const std::string& config_path) {
   std::unique_ptr<HfTokenizer> tok(new HfTokenizer());
   tok->path_ = path;
   tok->format_ = "tokenizer.json";
-  tok->load(bytes, config);
+  tok->load(bytes, config_path);
   return tok;
 }
 
-void HfTokenizer::load(const std::string& bytes, const std::string& config_bytes) {
+void HfTokenizer::load(const std::string& bytes, const std::string& config_path) {
   const json root_json = parse_json(path_, bytes);
   const JsonAt root(root_json, "", &path_);
   if (!root_json.is_object() || !root_json.contains("model"))
@@ -114,8 +115,12 @@ void HfTokenizer::load(const std::string& bytes, const std::string& config_bytes
   model_ = std::make_unique<hf::BpeModel>(model);
   decoder_ = hf::make_decoder(root["decoder"]);
   read_post_processor(root["post_processor"], prefix_ids_, suffix_ids_);
+  build_vocabulary(config_path);
+}
 
-  // The id table: the model's vocabulary, then added tokens (which win).
+// The id table: the model's vocabulary, then added tokens (which win); then
+// BOS/EOS: a one-token template wins, then tokenizer_config.json's names.
+void HfTokenizer::build_vocabulary(const std::string& config_path) {
   int32_t size = 0;
   for (const auto& [piece, id] : model_->vocab()) size = std::max(size, id + 1);
   for (const auto& a : added_->all()) size = std::max(size, a.id + 1);
@@ -138,16 +143,14 @@ void HfTokenizer::load(const std::string& bytes, const std::string& config_bytes
     pieces[size_t(a.id)] = a.content;
     kinds[size_t(a.id)] = a.special ? PieceKind::control : PieceKind::normal;
   }
-  for (const int32_t id : prefix_ids_)
-    if (id < 0 || id >= size)
-      fail_input(path_, "post_processor: token id out of range", "", std::to_string(id));
-  for (const int32_t id : suffix_ids_)
-    if (id < 0 || id >= size)
-      fail_input(path_, "post_processor: token id out of range", "", std::to_string(id));
+  for (const auto* list : {&prefix_ids_, &suffix_ids_})
+    for (const int32_t id : *list)
+      if (id < 0 || id >= size)
+        fail_input(path_, "post_processor: special token id out of range",
+                   "0 <= id < " + std::to_string(size), std::to_string(id));
 
-  // BOS/EOS: a one-token template wins, then tokenizer_config.json's names.
   json config;
-  if (!config_bytes.empty()) config = parse_json(path_ + " (tokenizer_config.json)", config_bytes);
+  if (!config_path.empty()) config = parse_json(config_path, read_file(config_path, 64 << 20));
   auto id_of = [&](const std::string& name) -> int32_t {
     if (name.empty()) return -1;
     for (const auto& a : added_->all())

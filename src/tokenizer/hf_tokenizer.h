@@ -21,10 +21,10 @@ class PreTokenizer;
 
 class HfTokenizer final : public Tokenizer {
  public:
-  // `bytes` is tokenizer.json; `config` the tokenizer_config.json beside it
-  // (empty when there is none), read for bos_token/eos_token.
+  // `bytes` is tokenizer.json; `config_path` the tokenizer_config.json beside
+  // it (empty when there is none), read for bos_token/eos_token.
   static std::unique_ptr<HfTokenizer> from_json(const std::string& path, const std::string& bytes,
-                                                const std::string& config);
+                                                const std::string& config_path);
   ~HfTokenizer() override;
 
   std::vector<int32_t> encode(std::string_view text, bool bos, bool eos) const override;
@@ -42,7 +42,8 @@ class HfTokenizer final : public Tokenizer {
 
  private:
   HfTokenizer();
-  void load(const std::string& bytes, const std::string& config);
+  void load(const std::string& bytes, const std::string& config_path);
+  void build_vocabulary(const std::string& config_path);
   void encode_text(std::string_view text, bool at_start, std::vector<int32_t>& out) const;
 
   std::unique_ptr<hf::AddedTokens> added_;

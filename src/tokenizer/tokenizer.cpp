@@ -198,9 +198,8 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path, const st
   // tokenizer_config.json beside it names bos_token/eos_token in a model dir.
   const fs::path config = fs::path(path).parent_path() / "tokenizer_config.json";
   std::error_code ec;
-  const std::string config_bytes =
-      fs::is_regular_file(config, ec) ? read_whole_file(config.string()) : std::string();
-  return HfTokenizer::from_json(path, bytes, config_bytes);
+  return HfTokenizer::from_json(path, bytes,
+                                fs::is_regular_file(config, ec) ? config.string() : std::string());
 }
 }  // namespace
 

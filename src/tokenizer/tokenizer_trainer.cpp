@@ -40,9 +40,7 @@ constexpr int kMetaPieces = 3 + 256;  // <unk> <s> </s> and the byte pieces
 // exceptions must not cross the library.
 class DocumentLineIterator : public sentencepiece::SentenceIterator {
  public:
-  explicit DocumentLineIterator(std::vector<TextInput> files) : files_(std::move(files)) {
-    fill();
-  }
+  explicit DocumentLineIterator(std::vector<TextInput> files) : files_(std::move(files)) { fill(); }
   bool done() const override { return index_ >= lines_.size(); }
   void Next() override {
     if (++index_ >= lines_.size()) fill();
