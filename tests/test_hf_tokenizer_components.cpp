@@ -233,13 +233,24 @@ TEST_F(HfComponents, PrependReplaceNormalizersAndStripDecoder) {
 }
 
 TEST_F(HfComponents, UnicodeNormalForms) {
-  const json vocab = {{"\xC3\xA9", 0}, {"e", 1}, {"\xCC\x81", 2}, {"f", 3}, {"i", 4}};
+  const json vocab = {{"\xC3\xA9", 0}, {"e", 1}, {"\xCC\x81", 2}, {"f", 3}, {"i", 4}, {"a", 5}};
   auto with = [&](const std::string& form) {
     json doc = document(model(vocab));
     doc["normalizer"] = {{"type", form}};
     return load(doc);
   };
   EXPECT_EQ(encode(*with("NFC"), "e\xCC\x81"), (Ids{0}));  // e + U+0301 -> é
+  // ASCII around and between: each "e" still composes with the mark after it.
+  EXPECT_EQ(encode(*with("NFC"),
+                   "ae\xCC\x81"
+                   "ae\xCC\x81"
+                   "e\xCC\x81"
+                   "a"),
+            (Ids{5, 0, 5, 0, 0, 5}));
+  EXPECT_EQ(encode(*with("NFD"),
+                   "a\xC3\xA9"
+                   "a"),
+            (Ids{5, 1, 2, 5}));
   EXPECT_EQ(encode(*with("NFD"), "\xC3\xA9"), (Ids{1, 2}));
   EXPECT_EQ(encode(*with("NFKC"), "\xEF\xAC\x81"), (Ids{3, 4}));  // ﬁ -> f i
   EXPECT_EQ(encode(*with("NFC"), "\xEF\xAC\x81"), Ids{});         // ﬁ stays; not in vocab

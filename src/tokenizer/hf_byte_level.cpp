@@ -133,7 +133,15 @@ const ByteLevelAlphabet& ByteLevelAlphabet::get() {
 }
 
 void ByteLevelAlphabet::encode(std::string_view bytes, std::string& out) const {
-  for (char c : bytes) out.append(chars_[static_cast<unsigned char>(c)]);
+  // Every alphabet character is one or two UTF-8 bytes (all are < U+0800).
+  size_t n = out.size();
+  out.resize(n + 2 * bytes.size());
+  for (char c : bytes) {
+    const std::string& ch = chars_[static_cast<unsigned char>(c)];
+    out[n++] = ch[0];
+    if (ch.size() == 2) out[n++] = ch[1];
+  }
+  out.resize(n);
 }
 
 bool ByteLevelAlphabet::decode(std::string_view token, std::string& out) const {

@@ -4,6 +4,7 @@
 #include <utf8proc.h>
 
 #include <cstdlib>
+#include <string_view>
 #include <vector>
 
 #include "tokenizer/hf_regex.h"
@@ -11,23 +12,45 @@
 namespace kiln::hf {
 namespace {
 
+// Only the stretches with non-ASCII characters go through utf8proc: ASCII is
+// stable under every normal form, and an ASCII character never composes with
+// what follows it except when it is the starter of a combining sequence -- so
+// each non-ASCII run is normalized together with the one character before it.
 class UnicodeForm final : public Normalizer {
  public:
   explicit UnicodeForm(int options) : options_(options) {}
   void normalize(std::string& text) const override {
-    bool ascii = true;  // ASCII is already in every normal form
-    for (char c : text) ascii &= static_cast<unsigned char>(c) < 0x80;
-    if (ascii || text.empty()) return;
-    utf8proc_uint8_t* out = nullptr;
-    const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                                            static_cast<utf8proc_ssize_t>(text.size()), &out,
-                                            static_cast<utf8proc_option_t>(options_));
-    if (n < 0) return;  // only on malformed UTF-8, which encode() has replaced already
-    text.assign(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
-    std::free(out);
+    size_t pos = 0;
+    while (pos < text.size() && static_cast<unsigned char>(text[pos]) < 0x80) ++pos;
+    if (pos == text.size()) return;
+    std::string out(text, 0, pos > 0 ? pos - 1 : 0);
+    while (pos < text.size()) {
+      const size_t begin =
+          pos > 0 && static_cast<unsigned char>(text[pos - 1]) < 0x80 ? pos - 1 : pos;
+      while (pos < text.size() && static_cast<unsigned char>(text[pos]) >= 0x80) ++pos;
+      append_normalized(std::string_view(text).substr(begin, pos - begin), out);
+      const size_t ascii = pos;
+      while (pos < text.size() && static_cast<unsigned char>(text[pos]) < 0x80) ++pos;
+      // The last ASCII character waits: it may start the next run's sequence.
+      const size_t keep = pos < text.size() ? pos - 1 : pos;
+      if (keep > ascii) out.append(text, ascii, keep - ascii);
+    }
+    text = std::move(out);
   }
 
  private:
+  void append_normalized(std::string_view chunk, std::string& out) const {
+    utf8proc_uint8_t* mapped = nullptr;
+    const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(chunk.data()),
+                                            static_cast<utf8proc_ssize_t>(chunk.size()), &mapped,
+                                            static_cast<utf8proc_option_t>(options_));
+    if (n < 0) {  // only on malformed UTF-8, which encode() has replaced already
+      out.append(chunk);
+      return;
+    }
+    out.append(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
+    std::free(mapped);
+  }
   int options_;
 };
 
