@@ -25,8 +25,9 @@ for text in prose code; do
     k=$(taskset -c 0 "$KILN" tokenizer bench --tokenizer "$MODEL" --file "$f" --seconds "$SECONDS_PER_RUN")
     j=$(taskset -c 0 node tests/hf/encode.mjs --model "$MODEL" --corpus "$f" --bench "$SECONDS_PER_RUN")
     awk -v i="$i" -v kf="$(field first_mb_per_s <<<"$k")" -v k="$(field mb_per_s <<<"$k")" \
-      -v jf="$(field first_mb_per_s <<<"$j")" -v j="$(field mb_per_s <<<"$j")" 'BEGIN {
-        printf "  pair %d: kiln %.2f MB/s (first pass %.2f), transformers.js %.2f MB/s (first pass %.2f), ratio %.1fx (first pass %.1fx)\n",
-          i, k, kf, j, jf, k / j, kf / jf }'
+      -v kc="$(field cpu_mb_per_s <<<"$k")" -v jf="$(field first_mb_per_s <<<"$j")" \
+      -v j="$(field mb_per_s <<<"$j")" -v jc="$(field cpu_mb_per_s <<<"$j")" 'BEGIN {
+        printf "  pair %d: kiln %.2f MB/s (%.2f per CPU second, first pass %.2f), transformers.js %.2f MB/s (%.2f per CPU second, first pass %.2f): %.1fx wall, %.1fx CPU, %.1fx first pass\n",
+          i, k, kc, kf, j, jc, jf, k / j, kc / jc, kf / jf }'
   done
 done

@@ -210,10 +210,11 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
     }
   }
   const bool cacheable = word.size() <= kCacheWordBytes;
+  CacheShard& shard = cache_[StringHash{}(word) % kCacheShards];
   if (cacheable) {
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    auto it = cache_.find(word);
-    if (it != cache_.end()) {
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    auto it = shard.words.find(word);
+    if (it != shard.words.end()) {
       out.insert(out.end(), it->second.begin(), it->second.end());
       return;
     }
@@ -224,9 +225,9 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
   merge(ids);
   out.insert(out.end(), ids.begin(), ids.end());
   if (cacheable) {
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    if (cache_.size() >= kCacheWords) cache_.clear();
-    cache_.emplace(std::string(word), ids);
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    if (shard.words.size() >= kCacheWords / kCacheShards) shard.words.clear();
+    shard.words.emplace(std::string(word), ids);
   }
 }
 

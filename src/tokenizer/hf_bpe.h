@@ -54,9 +54,14 @@ class BpeModel {
   std::string prefix_, suffix_;  // continuing_subword_prefix, end_of_word_suffix
   std::array<int32_t, 256> byte_ids_{};
 
-  // Recently seen words and their ids, bounded (cleared when full).
-  mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
+  // Recently seen words and their ids, bounded (a shard is cleared when full);
+  // sharded by the word's hash so data-prep threads rarely wait on each other.
+  struct CacheShard {
+    std::mutex mutex;
+    std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> words;
+  };
+  static constexpr size_t kCacheShards = 16;
+  mutable std::array<CacheShard, kCacheShards> cache_;
 };
 
 }  // namespace kiln::hf
