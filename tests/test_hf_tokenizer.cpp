@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "run_kiln.h"
 #include "tokenizer/hf_tokenizer.h"
@@ -169,6 +170,27 @@ TEST(HfTokenizer, BosEosFromTemplateOrConfig) {
   EXPECT_EQ(llama->piece(128000), "<|begin_of_text|>");
 }
 
+// encode() is const and shared by data-prep threads: four threads encoding the
+// corpus at once must give the ids one thread gives.
+TEST(HfTokenizer, ConcurrentEncodesAgree) {
+  ensure_reference_installed();
+  const auto tok = load_tokenizer(model_dir("llama3"));
+  const std::vector<std::string> lines = corpus_lines();
+  std::vector<std::vector<int32_t>> want;
+  for (const auto& line : lines) want.push_back(tok->encode(line, false, false));
+  std::vector<int> wrong(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 20; ++round)
+        for (size_t i = 0; i < lines.size(); ++i)
+          wrong[size_t(t)] += tok->encode(lines[(i + size_t(t) * 7) % lines.size()], false,
+                                          false) != want[(i + size_t(t) * 7) % lines.size()];
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong, std::vector<int>(4, 0));
+}
+
 TEST(HfTokenizer, CliEncodesDecodesAndDescribesModelDirs) {
   ensure_reference_installed();
   const std::string dir = test::scratch_dir("hf_cli");
@@ -196,6 +218,10 @@ TEST(HfTokenizer, CliEncodesDecodesAndDescribesModelDirs) {
   EXPECT_NE(r.out.find("unk/bos/eos:   -1 / -1 / 151645"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("added tokens:  26"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("pre-tokenizer: Split -> ByteLevel"), std::string::npos) << r.out;
+  r = run_kiln({"tokenizer", "export", "--tokenizer", qwen, "--out", dir + "/t.bin"}, dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("cannot export to llama2.c tokenizer.bin"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir + "/t.bin"));
   r = run_kiln({"tokenizer", "decode", "--tokenizer", qwen, "--ids", "151669"}, dir);
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find(qwen + "/tokenizer.json: token id at position 0 is out of range"),

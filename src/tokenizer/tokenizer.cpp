@@ -235,6 +235,11 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& requested) {
 // --- export -----------------------------------------------------------------------
 
 void export_llama2c_tokenizer(const Tokenizer& tokenizer, const std::string& out_path) {
+  // llama2.c's encoder is SentencePiece-style BPE by scores: a tokenizer.json
+  // (byte-level pieces, merge ranks, no scores) would export to wrong ids.
+  if (tokenizer.format() == "tokenizer.json")
+    fail_input(tokenizer.path(), "cannot export to llama2.c tokenizer.bin",
+               "a SentencePiece .model or tokenizer.bin", "a tokenizer.json");
   std::vector<std::string> tokens;
   tokens.reserve(static_cast<size_t>(tokenizer.vocab_size()));
   int32_t max_len = 0;
