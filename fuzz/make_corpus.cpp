@@ -25,6 +25,7 @@
 #include "io/safetensors.h"
 #include "io/token_shards.h"
 #include "model/param_layout.h"
+#include "tokenizer/hf_byte_level.h"
 #include "tokenizer/tokenizer.h"
 
 using namespace kiln;
@@ -264,6 +265,105 @@ void tokenizer_seeds(const std::string& tmp, const std::string& prose) {
   put("tokenizer_bin", "kiln320.bin", slurp(tmp + "/kiln320.bin"));
 }
 
+// Small tokenizer.json files, one per family of components: byte-level BPE
+// (Qwen/Llama-3 style), SentencePiece-style Metaspace with byte fallback and a
+// template, and digit/string splits with string normalizers.
+void tokenizer_json_seeds() {
+  using nlohmann::json;
+  const auto& alphabet = hf::ByteLevelAlphabet::get();
+  json byte_vocab = json::object();
+  for (int b = 0; b < 256; ++b) byte_vocab[std::string(alphabet.encode_byte(uint8_t(b)))] = b;
+  const std::string G = "\xC4\xA0";  // "Ġ", the space byte
+  byte_vocab[G + "t"] = 256;
+  byte_vocab[G + "th"] = 257;
+  byte_vocab[G + "the"] = 258;
+  json byte_level = {
+      {"version", "1.0"},
+      {"added_tokens",
+       {{{"id", 259}, {"content", "<|endoftext|>"}, {"special", true}, {"normalized", false}},
+        {{"id", 260}, {"content", "<think>"}, {"special", false}, {"normalized", false}}}},
+      {"normalizer", {{"type", "NFC"}}},
+      {"pre_tokenizer",
+       {{"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Split"},
+           {"pattern",
+            {{"Regex", R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N})"
+                       R"(| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"}}},
+           {"behavior", "Isolated"},
+           {"invert", false}},
+          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}}},
+      {"post_processor", {{"type", "ByteLevel"}}},
+      {"decoder", {{"type", "ByteLevel"}}},
+      {"model",
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"ignore_merges", true},
+        {"vocab", byte_vocab},
+        {"merges", {G + " t", G + "t h", G + "th e"}}}}};
+  put("tokenizer_json", "byte_level.json", byte_level.dump(1));
+
+  const std::string S = "\xE2\x96\x81";  // "▁"
+  json sp_vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof(name), "<0x%02X>", b);
+    sp_vocab[name] = 3 + b;
+  }
+  sp_vocab[S] = 259;
+  sp_vocab["a"] = 260;
+  sp_vocab[S + "a"] = 261;
+  json metaspace = {
+      {"added_tokens",
+       {{{"id", 1}, {"content", "<s>"}, {"special", true}},
+        {{"id", 2}, {"content", "</s>"}, {"special", true}, {"lstrip", true}}}},
+      {"pre_tokenizer", {{"type", "Metaspace"}, {"replacement", S}, {"prepend_scheme", "first"}}},
+      {"post_processor",
+       {{"type", "TemplateProcessing"},
+        {"single",
+         {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}, {"tokens", {"<s>"}}}}}}}},
+      {"decoder",
+       {{"type", "Sequence"},
+        {"decoders",
+         {{{"type", "Replace"}, {"pattern", {{"String", S}}}, {"content", " "}},
+          {{"type", "ByteFallback"}},
+          {{"type", "Fuse"}},
+          {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}}},
+      {"model",
+       {{"type", "BPE"},
+        {"unk_token", "<unk>"},
+        {"byte_fallback", true},
+        {"fuse_unk", true},
+        {"vocab", sp_vocab},
+        {"merges", json::array({json::array({S, "a"})})}}}};
+  put("tokenizer_json", "metaspace.json", metaspace.dump(1));
+
+  json split = {
+      {"normalizer",
+       {{"type", "Sequence"},
+        {"normalizers",
+         {{{"type", "Prepend"}, {"prepend", "_"}},
+          {{"type", "Replace"}, {"pattern", {{"Regex", "\\s+"}}}, {"content", "_"}},
+          {{"type", "NFKC"}}}}}},
+      {"pre_tokenizer",
+       {{"type", "Sequence"},
+        {"pretokenizers",
+         {{{"type", "Digits"}, {"individual_digits", true}},
+          {{"type", "Split"},
+           {"pattern", {{"String", "_"}}},
+           {"behavior", "MergedWithNext"},
+           {"invert", false}}}}}},
+      {"model",
+       {{"type", "BPE"},
+        {"unk_token", "?"},
+        {"continuing_subword_prefix", "##"},
+        {"vocab", {{"?", 0}, {"_", 1}, {"a", 2}, {"##a", 3}, {"1", 4}, {"_a", 5}, {"aa", 6}}},
+        {"merges", {"_ ##a", "a ##a"}}}}};
+  put("tokenizer_json", "split_digits.json", split.dump(1));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -280,6 +380,7 @@ int main(int argc, char** argv) {
   token_shard_seeds(tmp);
   manifest_seeds(tmp);
   tokenizer_seeds(tmp, argv[2]);
+  tokenizer_json_seeds();
   std::printf("corpus written to %s\n", g_root.c_str());
   return 0;
 }

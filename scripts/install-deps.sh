@@ -12,6 +12,8 @@ PACKAGES=(
   libsentencepiece-dev sentencepiece  # tokenizer
   libxxhash-dev          # checkpoint checksums
   libpng-dev             # kiln report --png
+  libpcre2-dev           # tokenizer.json: pre-tokenizer regexes (PCRE2 with JIT)
+  libutf8proc-dev        # tokenizer.json: NFC/NFKC/NFD normalizers
   libgtest-dev libgmock-dev libbenchmark-dev  # tests and kernel benchmarks
 )
 if [[ "${KILN_EXTRA_PACKAGES:-}" != "" ]]; then

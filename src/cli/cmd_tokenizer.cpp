@@ -1,4 +1,7 @@
 // kiln tokenizer train | export | encode | decode | info
+#include <time.h>
+
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -9,10 +12,60 @@
 #include "core/progress_bar.h"
 #include "data/document_reader.h"
 #include "data/tokenizer_trainer.h"
+#include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kiln::cli {
 namespace {
+
+constexpr const char* kTokenizerHelp =
+    ".model, tokenizer.bin, tokenizer.json, or a model directory holding one";
+
+std::string read_whole_text(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) fail_input(path, "cannot open file");
+  std::string out;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+  std::fclose(f);
+  return out;
+}
+
+struct EncodeBench {
+  size_t tokens = 0;
+  double first_mb_per_s = 0, mb_per_s = 0, cpu_mb_per_s = 0;
+};
+
+// This thread's CPU seconds: on a shared machine the wall clock also counts
+// the time other processes had the core.
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// The first pass meets an empty word cache; the repeated ones run for `seconds`.
+EncodeBench bench_encode(const Tokenizer& tok, const std::string& text, double seconds) {
+  using clock = std::chrono::steady_clock;
+  const double mb = static_cast<double>(text.size()) / 1e6;
+  EncodeBench r;
+  auto t0 = clock::now();
+  r.tokens = tok.encode(text, false, false).size();
+  r.first_mb_per_s = mb / std::chrono::duration<double>(clock::now() - t0).count();
+  int rounds = 0;
+  double elapsed = 0;
+  t0 = clock::now();
+  const double cpu0 = thread_cpu_seconds();
+  do {
+    r.tokens = tok.encode(text, false, false).size();
+    ++rounds;
+    elapsed = std::chrono::duration<double>(clock::now() - t0).count();
+  } while (elapsed < seconds);
+  r.mb_per_s = mb * rounds / elapsed;
+  r.cpu_mb_per_s = mb * rounds / (thread_cpu_seconds() - cpu0);
+  return r;
+}
 
 std::vector<int32_t> parse_ids(const std::string& text) {
   std::vector<int32_t> ids;
@@ -103,28 +156,27 @@ std::function<int()> setup(CLI::App& app) {
     auto bos = std::make_shared<bool>(false);
     auto eos = std::make_shared<bool>(false);
     auto pieces = std::make_shared<bool>(false);
+    auto parse_special = std::make_shared<bool>(false);
     CLI::App* sub = app.add_subcommand("encode", "Print the token ids of a text, space-separated");
-    sub->add_option("--tokenizer", *tokenizer, ".model or tokenizer.bin")->required();
+    sub->add_option("--tokenizer", *tokenizer, kTokenizerHelp)->required();
     auto* text_opt = sub->add_option("--text", *text, "Text to encode");
     auto* file_opt = sub->add_option("--file", *file, "Encode this file's whole content instead");
     text_opt->excludes(file_opt);
     sub->add_flag("--bos", *bos, "Prepend BOS");
     sub->add_flag("--eos", *eos, "Append EOS");
     sub->add_flag("--pieces", *pieces, "Print pieces instead of ids");
+    sub->add_flag("--parse-special", *parse_special,
+                  "Special tokens written in the text (<|im_start|>) become their ids "
+                  "(tokenizer.json; default: encoded as plain text)");
     sub->callback([=] {
       *chosen = [=]() {
         const auto tok = load_tokenizer(*tokenizer);
-        std::string input = *text;
-        if (!file->empty()) {
-          std::FILE* f = std::fopen(file->c_str(), "rb");
-          if (!f) fail_input(*file, "cannot open file");
-          char buf[1 << 16];
-          size_t n;
-          input.clear();
-          while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) input.append(buf, n);
-          std::fclose(f);
-        }
-        const std::vector<int32_t> ids = tok->encode(input, *bos, *eos);
+        const std::string input = file->empty() ? *text : read_whole_text(*file);
+        EncodeOptions options;
+        options.bos = *bos;
+        options.eos = *eos;
+        options.parse_special = *parse_special;
+        const std::vector<int32_t> ids = tok->encode_with(input, options);
         std::string line;
         for (size_t i = 0; i < ids.size(); ++i) {
           if (i) line.push_back(' ');
@@ -141,7 +193,7 @@ std::function<int()> setup(CLI::App& app) {
     auto tokenizer = std::make_shared<std::string>();
     auto ids = std::make_shared<std::string>();
     CLI::App* sub = app.add_subcommand("decode", "Print the text of token ids");
-    sub->add_option("--tokenizer", *tokenizer, ".model or tokenizer.bin")->required();
+    sub->add_option("--tokenizer", *tokenizer, kTokenizerHelp)->required();
     sub->add_option("--ids", *ids, "Token ids, e.g. \"1 450 4996\"")->required();
     sub->callback([=] {
       *chosen = [=]() {
@@ -155,11 +207,35 @@ std::function<int()> setup(CLI::App& app) {
     });
   }
 
+  // --- bench
+  {
+    auto tokenizer = std::make_shared<std::string>();
+    auto file = std::make_shared<std::string>();
+    auto seconds = std::make_shared<double>(3.0);
+    CLI::App* sub = app.add_subcommand(
+        "bench", "Encoding speed on one thread: the first pass over a file, then repeated passes");
+    sub->add_option("--tokenizer", *tokenizer, kTokenizerHelp)->required();
+    sub->add_option("--file", *file, "Text to encode (whole)")->required();
+    sub->add_option("--seconds", *seconds, "Time for the repeated passes (default 3)");
+    sub->callback([=] {
+      *chosen = [=]() {
+        const auto tok = load_tokenizer(*tokenizer);
+        const std::string text = read_whole_text(*file);
+        const EncodeBench r = bench_encode(*tok, text, *seconds);
+        std::printf(
+            "{\"bytes\": %zu, \"tokens\": %zu, \"first_mb_per_s\": %.3f, \"mb_per_s\": %.3f, "
+            "\"cpu_mb_per_s\": %.3f}\n",
+            text.size(), r.tokens, r.first_mb_per_s, r.mb_per_s, r.cpu_mb_per_s);
+        return 0;
+      };
+    });
+  }
+
   // --- info
   {
     auto tokenizer = std::make_shared<std::string>();
     CLI::App* sub = app.add_subcommand("info", "Describe a tokenizer file");
-    sub->add_option("--tokenizer", *tokenizer, ".model or tokenizer.bin")->required();
+    sub->add_option("--tokenizer", *tokenizer, kTokenizerHelp)->required();
     sub->callback([=] {
       *chosen = [=]() {
         const auto tok = load_tokenizer(*tokenizer);
@@ -176,6 +252,10 @@ std::function<int()> setup(CLI::App& app) {
                     tok->has_byte_fallback() ? " (byte fallback)" : "");
         std::printf("control:       %d\n", controls);
         std::printf("xxh64:         %s\n", tok->checksum_hex().c_str());
+        if (const auto* hf = dynamic_cast<const HfTokenizer*>(tok.get())) {
+          std::printf("added tokens:  %d\n", hf->added_token_count());
+          std::printf("pre-tokenizer: %s\n", hf->pre_tokenizer_chain().c_str());
+        }
         return 0;
       };
     });
@@ -185,7 +265,9 @@ std::function<int()> setup(CLI::App& app) {
 }
 
 RegisterCommand reg(
-    {"tokenizer", "Train, export and run tokenizers (SentencePiece .model, llama2.c tokenizer.bin)",
+    {"tokenizer",
+     "Train, export and run tokenizers (SentencePiece .model, llama2.c tokenizer.bin, "
+     "Hugging Face tokenizer.json)",
      setup});
 
 }  // namespace

@@ -8,10 +8,12 @@
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/llama2c_tokenizer.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 
@@ -162,16 +164,53 @@ std::string Tokenizer::checksum_hex() const {
 
 // --- loading ----------------------------------------------------------------------
 
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+namespace {
+std::string read_whole_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail_input(path, "cannot open tokenizer: " + std::string(std::strerror(errno)));
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) fail_input(path, "cannot read tokenizer");
+  return bytes;
+}
+
+// A model directory holds tokenizer.json (Hugging Face) or tokenizer.model.
+std::string resolve_tokenizer_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return path;
+  for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
+    const fs::path candidate = fs::path(path) / name;
+    if (fs::is_regular_file(candidate, ec)) return candidate.string();
+  }
+  fail_input(path, "directory has no tokenizer", "tokenizer.json or tokenizer.model", "neither");
+}
+
+bool looks_like_json_object(const std::string& bytes) {
+  for (char c : bytes) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
+    return c == '{';
+  }
+  return false;
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path, const std::string& bytes) {
+  namespace fs = std::filesystem;
+  // tokenizer_config.json beside it names bos_token/eos_token in a model dir.
+  const fs::path config = fs::path(path).parent_path() / "tokenizer_config.json";
+  std::error_code ec;
+  return HfTokenizer::from_json(path, bytes,
+                                fs::is_regular_file(config, ec) ? config.string() : std::string());
+}
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& requested) {
+  const std::string path = resolve_tokenizer_path(requested);
+  const std::string bytes = read_whole_file(path);
   if (bytes.empty()) fail_input(path, "tokenizer file is empty");
   const uint64_t checksum = XXH64(bytes.data(), bytes.size(), 0);
 
   // llama2.c's layout is checked first and strictly (it must account for every
-  // byte), because its leading int32 can look like a protobuf tag; a
+  // byte), because its leading int32 can look like a protobuf tag or a '{'; a
   // SentencePiece ModelProto starts with field 1 (pieces), tag byte 0x0A.
   std::string llama2c_problem;
   auto llama2c = Llama2cTokenizer::parse(path, bytes, &llama2c_problem);
@@ -179,18 +218,28 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
     llama2c->set_checksum(checksum);
     return llama2c;
   }
+  if (looks_like_json_object(bytes)) {
+    auto hf = load_tokenizer_json(path, bytes);
+    hf->set_checksum(checksum);
+    return hf;
+  }
   if (static_cast<unsigned char>(bytes[0]) == 0x0A) {
     auto sp = SentencePieceTokenizer::from_serialized(path, bytes);
     sp->set_checksum(checksum);
     return sp;
   }
   fail_input(path, "not a SentencePiece .model or a llama2.c tokenizer.bin (as tokenizer.bin: " +
-                       llama2c_problem + ")");
+                       llama2c_problem + "), nor a tokenizer.json (a JSON object)");
 }
 
 // --- export -----------------------------------------------------------------------
 
 void export_llama2c_tokenizer(const Tokenizer& tokenizer, const std::string& out_path) {
+  // llama2.c's encoder is SentencePiece-style BPE by scores: a tokenizer.json
+  // (byte-level pieces, merge ranks, no scores) would export to wrong ids.
+  if (tokenizer.format() == "tokenizer.json")
+    fail_input(tokenizer.path(), "cannot export to llama2.c tokenizer.bin",
+               "a SentencePiece .model or tokenizer.bin", "a tokenizer.json");
   std::vector<std::string> tokens;
   tokens.reserve(static_cast<size_t>(tokenizer.vocab_size()));
   int32_t max_len = 0;

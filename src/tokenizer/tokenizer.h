@@ -1,14 +1,17 @@
 // The tokenizer interface Kiln's data pipeline, trainer and sampler speak.
 //
-// Two file formats load into it:
+// Three file formats load into it:
 //   - SentencePiece `.model` (a serialized ModelProto): encoded and decoded by
 //     the SentencePiece library itself, so Kiln's ids are SentencePiece's ids.
 //   - llama2.c `tokenizer.bin` (scores + pieces, no normaliser spec): encoded by
 //     Kiln's own BPE (llama2c_tokenizer.cpp), which reproduces SentencePiece's
 //     BPE encoder for Llama-style models (identity normalisation, dummy-prefix
 //     space, byte fallback). Tests check the two agree id for id.
+//   - Hugging Face `tokenizer.json` (byte-level BPE: Qwen, Llama-3): encoded by
+//     hf_tokenizer.cpp, checked against transformers.js; its conventions are
+//     the Hugging Face library's, not the SentencePiece ones below.
 //
-// Text conventions (both formats, as SentencePiece does it):
+// Text conventions (the first two formats, as SentencePiece does it):
 //   encode: malformed UTF-8 bytes become U+FFFD (one per byte), spaces become
 //           "▁", one "▁" is prepended to non-empty text, then BPE by scores;
 //           characters outside the vocabulary fall back to <0xXX> byte pieces.
@@ -27,6 +30,13 @@ namespace kiln {
 
 enum class PieceKind : uint8_t { normal, unknown, control, byte, unused };
 
+struct EncodeOptions {
+  bool bos = false, eos = false;
+  // Special tokens written in the text ("<|im_start|>") become their ids; when
+  // false they are encoded as plain text. Only tokenizer.json has them.
+  bool parse_special = false;
+};
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
@@ -34,14 +44,20 @@ class Tokenizer {
   // Text -> ids, optionally with BOS first and EOS last.
   virtual std::vector<int32_t> encode(std::string_view text, bool bos = false,
                                       bool eos = false) const = 0;
+  // encode() with every option; formats without special-token parsing ignore it.
+  virtual std::vector<int32_t> encode_with(std::string_view text,
+                                           const EncodeOptions& options) const {
+    return encode(text, options.bos, options.eos);
+  }
   // Ids -> text. Every id must be < vocab_size() (InputError otherwise).
   virtual std::string decode(std::span<const int32_t> ids) const = 0;
 
   // Streaming decode: the bytes token `id` adds after token `prev` (prev < 0 at
   // the start). Byte pieces come back as their raw byte, so a terminal joins a
   // multi-byte character from consecutive calls; a leading space is dropped at
-  // the start and right after BOS, as llama2.c's run.c does.
-  std::string decode_piece(int32_t prev, int32_t id) const;
+  // the start and right after BOS, as llama2.c's run.c does. tokenizer.json
+  // overrides it (byte-level tokens give their raw bytes).
+  virtual std::string decode_piece(int32_t prev, int32_t id) const;
 
   int32_t vocab_size() const { return static_cast<int32_t>(pieces_.size()); }
   int32_t bos_id() const { return bos_id_; }
@@ -80,9 +96,10 @@ class Tokenizer {
   int byte_pieces_ = 0;
 };
 
-// Loads a SentencePiece .model or a llama2.c tokenizer.bin, telling them apart
-// by content. InputError (naming the path) for a missing, empty, truncated or
-// unrecognised file.
+// Loads a SentencePiece .model, a llama2.c tokenizer.bin or a Hugging Face
+// tokenizer.json, telling them apart by content; a directory loads its
+// tokenizer.json, else its tokenizer.model. InputError (naming the path) for a
+// missing, empty, truncated or unrecognised file.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 // Writes llama2.c's tokenizer.bin for `tokenizer` (atomically):
