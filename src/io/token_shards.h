@@ -111,7 +111,7 @@ struct TokenizerFingerprint {
 struct DatasetOptions {
   std::string split = "train";  // "train", "val" or "all"
   int64_t vocab_size = 0;       // ids must be below this (0: the manifest's, else unchecked)
-  std::optional<TokenizerFingerprint> tokenizer;  // must match the manifest's when given
+  std::optional<TokenizerFingerprint> tokenizer = std::nullopt;  // must match the manifest's when given
   bool verify_checksums = false;  // recompute each shard's xxh64 against the manifest
 };
 
