@@ -1,4 +1,4 @@
-// kiln tokenizer train | export | encode | decode | info
+// kiln tokenizer train | export | encode | decode | info | chat
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -12,6 +12,10 @@
 #include "tokenizer/tokenizer_trainer.h"
 
 namespace kiln::cli {
+
+// cmd_tokenizer_chat.cpp: `kiln tokenizer chat`.
+void add_tokenizer_chat(CLI::App& app, const std::shared_ptr<std::function<int()>>& chosen);
+
 namespace {
 
 std::vector<int32_t> parse_ids(const std::string& text) {
@@ -181,6 +185,7 @@ std::function<int()> setup(CLI::App& app) {
     });
   }
 
+  add_tokenizer_chat(app, chosen);
   return [chosen]() { return (*chosen)(); };
 }
 

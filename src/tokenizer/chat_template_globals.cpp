@@ -110,7 +110,11 @@ namespace {
 std::string strftime_js(const std::tm& t, const std::string& format) {
   static const char* kMonths[] = {"January", "February", "March",     "April",   "May",      "June",
                                   "July",    "August",   "September", "October", "November", "December"};
-  const auto pad2 = [](int n) { return (n < 10 ? "0" : "") + std::to_string(n); };
+  const auto pad2 = [](int n) {
+    std::string s = std::to_string(n);
+    if (n >= 0 && n < 10) s.insert(s.begin(), '0');
+    return s;
+  };
   std::string out;
   for (size_t i = 0; i < format.size(); ++i) {
     const char c = i + 1 < format.size() && format[i] == '%' ? format[i + 1] : '\0';

@@ -318,7 +318,10 @@ std::string to_json(const Value& v, const JsonOptions& o, int depth, bool undefi
     case Kind::floating: return json_number(v.number);
     case Kind::boolean: return v.boolean ? "true" : "false";
     case Kind::string: return o.ensure_ascii ? ascii_safe(json_quote(v.str)) : json_quote(v.str);
-    case Kind::function: throw std::runtime_error("Cannot convert to JSON: FunctionValue");
+    case Kind::function:
+    case Kind::tuple:
+    case Kind::kwargs:  // the reference's toJSON has no case for these either
+      throw std::runtime_error(std::string("cannot convert a ") + type_name(v.kind) + " to JSON");
     default: break;
   }
   const std::string unit(static_cast<size_t>(o.indent), ' ');
