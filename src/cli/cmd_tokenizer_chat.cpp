@@ -99,8 +99,8 @@ void add_tokenizer_chat(CLI::App& app, const std::shared_ptr<std::function<int()
   auto o = std::make_shared<ChatOptions>();
   CLI::App* sub = app.add_subcommand(
       "chat", "Print a conversation rendered with a Hugging Face chat template (exact bytes)");
-  sub->add_option("--tokenizer", o->tokenizer,
-                  "Model directory or its tokenizer_config.json")->required();
+  sub->add_option("--tokenizer", o->tokenizer, "Model directory or its tokenizer_config.json")
+      ->required();
   sub->add_option("--messages", o->messages, "Conversation: a JSON list of {role, content}")
       ->required();
   sub->add_flag("--add-generation-prompt", o->add_generation_prompt,

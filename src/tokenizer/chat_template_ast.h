@@ -10,9 +10,30 @@
 namespace kiln::chat {
 
 enum class Tok {
-  text, number, string, identifier, equals, open_paren, close_paren, open_statement,
-  close_statement, open_expression, close_expression, open_square, close_square, open_curly,
-  close_curly, comma, dot, colon, pipe, additive, multiplicative, power, comparison, unary,
+  text,
+  number,
+  string,
+  identifier,
+  equals,
+  open_paren,
+  close_paren,
+  open_statement,
+  close_statement,
+  open_expression,
+  close_expression,
+  open_square,
+  close_square,
+  open_curly,
+  close_curly,
+  comma,
+  dot,
+  colon,
+  pipe,
+  additive,
+  multiplicative,
+  power,
+  comparison,
+  unary,
   comment
 };
 
@@ -38,10 +59,36 @@ std::vector<Token> lex(const std::string& source, const SourceRef& where);
 
 enum class N {
   // statements
-  text, comment, if_, for_, set, macro, call_block, break_, continue_, filter_block,
+  text,
+  comment,
+  if_,
+  for_,
+  set,
+  macro,
+  call_block,
+  break_,
+  continue_,
+  filter_block,
   // expressions
-  integer, floating, string, identifier, array, tuple, object, member, slice, call, kwarg,
-  spread, kwspread, unary, binary, filter, test, select, ternary
+  integer,
+  floating,
+  string,
+  identifier,
+  array,
+  tuple,
+  object,
+  member,
+  slice,
+  call,
+  kwarg,
+  spread,
+  kwspread,
+  unary,
+  binary,
+  filter,
+  test,
+  select,
+  ternary
 };
 
 struct Node;

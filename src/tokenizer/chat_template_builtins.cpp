@@ -89,7 +89,8 @@ Value bare_filter(Interpreter& in, const Node& at, const Value& v, const std::st
   if (v.kind == Kind::string) return bare_string_filter(in, at, v, f);
   if (v.is_number()) {
     const bool fl = v.kind == Kind::floating;
-    if (f == "abs") return fl ? Value::floating(std::fabs(v.number)) : Value::integer(std::fabs(v.number));
+    if (f == "abs")
+      return fl ? Value::floating(std::fabs(v.number)) : Value::integer(std::fabs(v.number));
     if (f == "int") return Value::integer(std::floor(v.number));
     if (f == "float") return Value::floating(v.number);
     if (f == "string") return Value::string(display(v));

@@ -2,9 +2,9 @@
 // @huggingface/jinja exactly (JS loose == on values, `+` concatenates when
 // either side is a string, `%` is JS's remainder, `/` always gives a float),
 // because the reference renderer's output is the contract.
-#include <cmath>
-
 #include "tokenizer/chat_template_eval.h"
+
+#include <cmath>
 
 namespace kiln::chat {
 
@@ -32,37 +32,57 @@ Value Interpreter::eval(const Node& n, const EnvPtr& env) {
   step(n);
   switch (n.kind) {
     case N::text:
-    case N::string: return Value::string(n.str);
-    case N::comment: return Value::null();
-    case N::integer: return Value::integer(n.number);
-    case N::floating: return Value::floating(n.number);
-    case N::identifier: return env->lookup(n.str);
+    case N::string:
+      return Value::string(n.str);
+    case N::comment:
+      return Value::null();
+    case N::integer:
+      return Value::integer(n.number);
+    case N::floating:
+      return Value::floating(n.number);
+    case N::identifier:
+      return env->lookup(n.str);
     case N::array:
     case N::tuple:
-    case N::object: return literal(n, env);
-    case N::member: return member(n, env);
-    case N::call: return call(n, env);
-    case N::unary: return unary(n, env);
-    case N::binary: return binary(n, env);
-    case N::filter: return apply_filter(*this, eval(*n.a[0], env), *n.a[1], env);
+    case N::object:
+      return literal(n, env);
+    case N::member:
+      return member(n, env);
+    case N::call:
+      return call(n, env);
+    case N::unary:
+      return unary(n, env);
+    case N::binary:
+      return binary(n, env);
+    case N::filter:
+      return apply_filter(*this, eval(*n.a[0], env), *n.a[1], env);
     case N::test:
       return Value::from_bool(run_test(*this, n, n.str, eval(*n.a[0], env)) != n.flag);
     case N::select:
       return truthy(eval(*n.a[1], env)) ? eval(*n.a[0], env) : Value::undefined();
-    case N::ternary: return eval(*n.a[truthy(eval(*n.a[0], env)) ? 1 : 2], env);
-    case N::if_: return Value::string(block(truthy(eval(*n.a[0], env)) ? n.body : n.alt, env));
-    case N::for_: return for_loop(n, env);
-    case N::set: return set(n, env);
-    case N::macro: return macro(n, env);
-    case N::call_block: return call_block(n, env);
+    case N::ternary:
+      return eval(*n.a[truthy(eval(*n.a[0], env)) ? 1 : 2], env);
+    case N::if_:
+      return Value::string(block(truthy(eval(*n.a[0], env)) ? n.body : n.alt, env));
+    case N::for_:
+      return for_loop(n, env);
+    case N::set:
+      return set(n, env);
+    case N::macro:
+      return macro(n, env);
+    case N::call_block:
+      return call_block(n, env);
     case N::filter_block:
       return apply_filter(*this, Value::string(block(n.body, env)), *n.a[0], env);
-    case N::break_: throw LoopSignal{true};
-    case N::continue_: throw LoopSignal{false};
+    case N::break_:
+      throw LoopSignal{true};
+    case N::continue_:
+      throw LoopSignal{false};
     case N::slice:
     case N::kwarg:
     case N::spread:
-    case N::kwspread: fail(n, "this expression is only allowed inside [] or a call");
+    case N::kwspread:
+      fail(n, "this expression is only allowed inside [] or a call");
   }
   fail(n, "unknown syntax node");
 }

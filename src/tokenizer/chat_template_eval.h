@@ -67,9 +67,9 @@ class Interpreter {
   Value for_loop(const Node& n, const EnvPtr& env);
   Value macro(const Node& n, const EnvPtr& env);
   Value call_block(const Node& n, const EnvPtr& env);
-  void bind_arguments(const Node& at, const std::string& name,
-                      const std::vector<NodePtr>& params, const std::vector<NodePtr>& body,
-                      std::vector<Value> args, const EnvPtr& scope);
+  void bind_arguments(const Node& at, const std::string& name, const std::vector<NodePtr>& params,
+                      const std::vector<NodePtr>& body, std::vector<Value> args,
+                      const EnvPtr& scope);
 
   const SourceRef& where_;
   Limits limits_;
@@ -89,8 +89,7 @@ Value called_filter(Interpreter& in, const Value& operand, const Node& call, con
 Value sort_values(Interpreter& in, const Node& at, const Value& list, bool reverse,
                   bool case_sensitive, const Value* attribute);
 // A property of a value that is not a stored key: str.upper, dict.items, list.length.
-Value builtin_member(Interpreter& in, const Node& at, const Value& object,
-                     const std::string& name);
+Value builtin_member(Interpreter& in, const Node& at, const Value& object, const std::string& name);
 // `at`: the node errors inside a global function are reported at (the call
 // site is not known to a function value; the reference reports no position).
 void add_globals(Interpreter& in, Env& env, const Node& at);
@@ -101,10 +100,8 @@ std::string indent_text(const std::string& s, const std::string& pad, bool first
 std::string join_part_value(const Value& v);
 
 // chat_template_methods.cpp: string and dict methods.
-Value string_method(Interpreter& in, const Node& at, const std::string& s,
-                    const std::string& name);
-Value object_method(Interpreter& in, const Node& at, const Value& object,
-                    const std::string& name);
+Value string_method(Interpreter& in, const Node& at, const std::string& s, const std::string& name);
+Value object_method(Interpreter& in, const Node& at, const Value& object, const std::string& name);
 std::string js_replace(const std::string& s, const std::string& from, const std::string& to,
                        double count);
 

@@ -15,17 +15,28 @@ bool arithmetic(const std::string& op, const Value& l, const Value& r, Value* ou
   const double a = l.number, b = r.number;
   const bool fl = l.kind == Kind::floating || r.kind == Kind::floating;
   const auto num = [&](double x) { return fl ? Value::floating(x) : Value::integer(x); };
-  if (op == "+") *out = num(a + b);
-  else if (op == "-") *out = num(a - b);
-  else if (op == "*") *out = num(a * b);
-  else if (op == "/") *out = Value::floating(a / b);
-  else if (op == "//") *out = num(std::floor(a / b));
-  else if (op == "%") *out = num(std::fmod(a, b));
-  else if (op == "<") *out = Value::from_bool(a < b);
-  else if (op == ">") *out = Value::from_bool(a > b);
-  else if (op == ">=") *out = Value::from_bool(a >= b);
-  else if (op == "<=") *out = Value::from_bool(a <= b);
-  else return false;
+  if (op == "+")
+    *out = num(a + b);
+  else if (op == "-")
+    *out = num(a - b);
+  else if (op == "*")
+    *out = num(a * b);
+  else if (op == "/")
+    *out = Value::floating(a / b);
+  else if (op == "//")
+    *out = num(std::floor(a / b));
+  else if (op == "%")
+    *out = num(std::fmod(a, b));
+  else if (op == "<")
+    *out = Value::from_bool(a < b);
+  else if (op == ">")
+    *out = Value::from_bool(a > b);
+  else if (op == ">=")
+    *out = Value::from_bool(a >= b);
+  else if (op == "<=")
+    *out = Value::from_bool(a <= b);
+  else
+    return false;
   return true;
 }
 
@@ -88,10 +99,10 @@ Value Interpreter::binary(const Node& n, const EnvPtr& env) {
 }
 
 Value Interpreter::set(const Node& n, const EnvPtr& env) {
-  const Value rhs = n.a[1] ? eval(*n.a[1], env) : Value::string(block(n.body, env));
+  Value rhs = n.a[1] ? eval(*n.a[1], env) : Value::string(block(n.body, env));
   const Node& target = *n.a[0];
   if (target.kind == N::identifier) {
-    env->set(target.str, rhs);
+    env->set(target.str, std::move(rhs));
   } else if (target.kind == N::tuple) {
     if (!rhs.is_array()) fail(n, std::string("cannot unpack ") + type_name(rhs.kind));
     if (rhs.items->size() != target.a.size())
@@ -106,7 +117,7 @@ Value Interpreter::set(const Node& n, const EnvPtr& env) {
     if (object.kind != Kind::name_space)
       fail(n, "can only assign attributes of a namespace() object");
     if (target.a[1]->kind != N::identifier) fail(n, "expected a name after \".\"");
-    object.map->set(target.a[1]->str, rhs);
+    object.map->set(target.a[1]->str, std::move(rhs));
   } else {
     fail(n, "cannot assign to this expression");
   }

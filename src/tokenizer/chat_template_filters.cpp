@@ -78,7 +78,8 @@ Value tojson(Interpreter& in, const Node& at, const Value& v, const std::vector<
   }
   for (const char* flag : {"ensure_ascii", "sort_keys"}) {
     const Value* f = kwarg(args, flag);
-    if (f && f->kind != Kind::boolean) in.fail(at, std::string("tojson ") + flag + " must be a boolean");
+    if (f && f->kind != Kind::boolean)
+      in.fail(at, std::string("tojson ") + flag + " must be a boolean");
     if (f) (flag[0] == 'e' ? o.ensure_ascii : o.sort_keys) = f->boolean;
   }
   if (const Value* sep = kwarg(args, "separators"); sep && sep->kind != Kind::null) {
@@ -100,7 +101,8 @@ Value select_attr(Interpreter& in, const Node& call, const Value& list, bool sel
   for (const Value& item : *list.items)
     if (!item.is_attr_container()) in.fail(call, "selectattr/rejectattr need a list of mappings");
   for (const NodePtr& a : call.b)
-    if (a->kind != N::string) in.fail(*a, "selectattr/rejectattr arguments must be string literals");
+    if (a->kind != N::string)
+      in.fail(*a, "selectattr/rejectattr arguments must be string literals");
   if (call.b.empty()) in.fail(call, "selectattr/rejectattr need an attribute name");
   const std::string attr = call.b[0]->str;
   const Value value = call.b.size() > 2 ? Value::string(call.b[2]->str) : Value::undefined();
@@ -124,9 +126,11 @@ Value list_filter(Interpreter& in, const Node& call, const std::string& f, const
       in.fail(call, "sort reverse/case_sensitive must be booleans");
     if (attr.kind != Kind::string && attr.kind != Kind::integer && attr.kind != Kind::null)
       in.fail(call, "sort attribute must be a string, an integer or none");
-    return sort_values(in, call, v, reverse.boolean, cs.boolean, attr.kind == Kind::null ? nullptr : &attr);
+    return sort_values(in, call, v, reverse.boolean, cs.boolean,
+                       attr.kind == Kind::null ? nullptr : &attr);
   }
-  if (f == "selectattr" || f == "rejectattr") return select_attr(in, call, v, f == "selectattr", env);
+  if (f == "selectattr" || f == "rejectattr")
+    return select_attr(in, call, v, f == "selectattr", env);
   if (f == "map") {
     const Value* attr = kwarg(args, "attribute");
     if (!attr) in.fail(call, "map is supported with attribute= only");
@@ -148,9 +152,9 @@ Value list_filter(Interpreter& in, const Node& call, const std::string& f, const
 Value sort_values(Interpreter& in, const Node& at, const Value& list, bool reverse,
                   bool case_sensitive, const Value* attribute) {
   std::vector<Value> items = *list.items;
-  const std::string path = attribute ? (attribute->kind == Kind::string ? attribute->str
-                                                                      : js_number(attribute->number))
-                                     : "";
+  const std::string path =
+      attribute ? (attribute->kind == Kind::string ? attribute->str : js_number(attribute->number))
+                : "";
   const auto key = [&](const Value& v) { return attribute ? attribute_path(v, path) : v; };
   std::stable_sort(items.begin(), items.end(), [&](const Value& a, const Value& b) {
     const int c = compare(in, at, key(a), key(b), case_sensitive);
@@ -164,7 +168,8 @@ Value called_filter(Interpreter& in, const Value& v, const Node& call, const Env
   std::vector<Value> args = in.arguments(call.b, env);
   if (f == "tojson") return tojson(in, call, v, args);
   if (f == "join") {
-    if (v.kind != Kind::string && !v.is_array()) in.fail(call, std::string("cannot join ") + type_name(v.kind));
+    if (v.kind != Kind::string && !v.is_array())
+      in.fail(call, std::string("cannot join ") + type_name(v.kind));
     const Value sep = arg(args, 0, "separator", Value::string(""));
     if (sep.kind != Kind::string) in.fail(call, "join separator must be a string");
     std::string out;
@@ -186,7 +191,8 @@ Value called_filter(Interpreter& in, const Value& v, const Node& call, const Env
       return std::isnan(x) ? fallback : (is_int ? Value::integer(x) : Value::floating(x));
     }
     if (v.is_number()) return v;
-    if (v.kind == Kind::boolean) return is_int ? Value::integer(v.boolean) : Value::floating(v.boolean);
+    if (v.kind == Kind::boolean)
+      return is_int ? Value::integer(v.boolean) : Value::floating(v.boolean);
     in.fail(call, "cannot apply filter \"" + f + "\" to " + type_name(v.kind));
   }
   if (f == "default") {

@@ -8,11 +8,7 @@
 namespace kiln::chat {
 namespace {
 
-bool all_case(const std::string& s, bool upper) {
-  for (char c : s)
-    if (upper ? (c >= 'a' && c <= 'z') : (c >= 'A' && c <= 'Z')) return false;
-  return true;
-}
+bool all_case(const std::string& s, bool upper) { return js_case(s, upper) == s; }
 
 Value dictsort(Interpreter& in, const Node& at, const Value& object, std::vector<Value>& args) {
   std::vector<Value> positional;
@@ -62,15 +58,15 @@ bool run_test(Interpreter& in, const Node& at, const std::string& name, const Va
   if (name == "iterable") return k == Kind::array || k == Kind::string;  // not tuples
   if (name == "mapping") return v.is_object();
   if (name == "sequence") return v.is_array() || v.is_object() || k == Kind::string;
-  if (name == "lower" || name == "upper") return k == Kind::string && all_case(v.str, name == "upper");
+  if (name == "lower" || name == "upper")
+    return k == Kind::string && all_case(v.str, name == "upper");
   if (name == "defined") return k != Kind::undefined;
   if (name == "undefined") return k == Kind::undefined;
   if (name == "equalto" || name == "eq") return arg && strict_equal(v, *arg);
   in.fail(at, "unknown test \"" + name + "\"");
 }
 
-Value object_method(Interpreter& in, const Node& at, const Value& object,
-                    const std::string& name) {
+Value object_method(Interpreter& in, const Node& at, const Value& object, const std::string& name) {
   if (name != "get" && name != "items" && name != "keys" && name != "values" && name != "dictsort")
     return Value::undefined();
   Interpreter* ip = &in;
@@ -79,8 +75,7 @@ Value object_method(Interpreter& in, const Node& at, const Value& object,
     const auto& entries = object.map->entries();
     std::vector<Value> out;
     if (name == "get") {
-      if (args.empty() || args[0].kind != Kind::string)
-        ip->fail(*node, "get() needs a string key");
+      if (args.empty() || args[0].kind != Kind::string) ip->fail(*node, "get() needs a string key");
       if (const Value* v = object.map->find(args[0].str)) return *v;
       return args.size() > 1 ? args[1] : Value::null();
     }
@@ -108,8 +103,9 @@ namespace {
 
 // The reference's strftime: %Y %m %d %b %B %H %M %%, English month names.
 std::string strftime_js(const std::tm& t, const std::string& format) {
-  static const char* kMonths[] = {"January", "February", "March",     "April",   "May",      "June",
-                                  "July",    "August",   "September", "October", "November", "December"};
+  static const char* kMonths[] = {"January",   "February", "March",    "April",
+                                  "May",       "June",     "July",     "August",
+                                  "September", "October",  "November", "December"};
   const auto pad2 = [](int n) {
     std::string s = std::to_string(n);
     if (n >= 0 && n < 10) s.insert(s.begin(), '0');
@@ -121,15 +117,33 @@ std::string strftime_js(const std::tm& t, const std::string& format) {
     const int month = ((t.tm_mon % 12) + 12) % 12;
     std::string r;
     switch (c) {
-      case 'Y': r = std::to_string(t.tm_year + 1900); break;
-      case 'm': r = pad2(month + 1); break;
-      case 'd': r = pad2(t.tm_mday); break;
-      case 'b': r = std::string(kMonths[month]).substr(0, 3); break;
-      case 'B': r = kMonths[month]; break;
-      case 'H': r = pad2(t.tm_hour); break;
-      case 'M': r = pad2(t.tm_min); break;
-      case '%': r = "%"; break;
-      default: out += format[i]; continue;
+      case 'Y':
+        r = std::to_string(t.tm_year + 1900);
+        break;
+      case 'm':
+        r = pad2(month + 1);
+        break;
+      case 'd':
+        r = pad2(t.tm_mday);
+        break;
+      case 'b':
+        r = std::string(kMonths[month]).substr(0, 3);
+        break;
+      case 'B':
+        r = kMonths[month];
+        break;
+      case 'H':
+        r = pad2(t.tm_hour);
+        break;
+      case 'M':
+        r = pad2(t.tm_min);
+        break;
+      case '%':
+        r = "%";
+        break;
+      default:
+        out += format[i];
+        continue;
     }
     out += r;
     ++i;
@@ -186,23 +200,24 @@ void add_globals(Interpreter& in, Env& env, const Node& at) {
   Interpreter* ip = &in;
   const Node* node = &at;
   env.set("namespace", Value::function([ip, node](std::vector<Value>& args, const EnvPtr&) {
-    return make_namespace(*ip, *node, args);
-  }));
+            return make_namespace(*ip, *node, args);
+          }));
   for (const char* t : {"true", "True"}) env.set(t, Value::from_bool(true));
   for (const char* f : {"false", "False"}) env.set(f, Value::from_bool(false));
   for (const char* n : {"none", "None"}) env.set(n, Value::null());
   env.set("raise_exception", Value::function([ip, node](std::vector<Value>& args, const EnvPtr&) {
-    const std::string msg = args.empty() ? "" : js_string(args[0]);
-    ip->fail(ip->call_site() ? *ip->call_site() : *node, "raise_exception: " + msg);
-    return Value::undefined();
-  }));
+            const std::string msg = args.empty() ? "" : js_string(args[0]);
+            ip->fail(ip->call_site() ? *ip->call_site() : *node, "raise_exception: " + msg);
+            return Value::undefined();
+          }));
   env.set("range", Value::function([ip, node](std::vector<Value>& args, const EnvPtr&) {
-    return range(*ip, *node, args);
-  }));
+            return range(*ip, *node, args);
+          }));
   env.set("strftime_now", Value::function([ip, node](std::vector<Value>& args, const EnvPtr&) {
-    if (args.empty() || args[0].kind != Kind::string) ip->fail(*node, "strftime_now() needs a format string");
-    return Value::string(strftime_js(ip->now(), args[0].str));
-  }));
+            if (args.empty() || args[0].kind != Kind::string)
+              ip->fail(*node, "strftime_now() needs a format string");
+            return Value::string(strftime_js(ip->now(), args[0].str));
+          }));
 }
 
 }  // namespace kiln::chat

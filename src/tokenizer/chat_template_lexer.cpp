@@ -56,8 +56,7 @@ Mapped trim_blocks(const Mapped& in) {
   const std::string& s = in.s;
   for (size_t i = 0; i < s.size(); ++i) {
     out.push(s[i], in.at[i]);
-    if (i + 2 < s.size() && one_of(s[i], "#%-") && s[i + 1] == '}' &&
-        s[i + 2] == '\n') {
+    if (i + 2 < s.size() && one_of(s[i], "#%-") && s[i + 1] == '}' && s[i + 2] == '\n') {
       out.push('}', in.at[i + 1]);
       i += 2;
     }
@@ -92,8 +91,7 @@ Mapped strip_generation(const Mapped& in) {
       if (l) {
         while (out.s.size() > kept) {
           size_t start = out.s.size() - 1;
-          while (start > kept && (static_cast<unsigned char>(out.s[start]) & 0xc0) == 0x80)
-            --start;
+          while (start > kept && (static_cast<unsigned char>(out.s[start]) & 0xc0) == 0x80) --start;
           if (space_at(out.s, start) != out.s.size() - start) break;
           out.s.resize(start);
           out.at.resize(start);
@@ -140,9 +138,7 @@ struct Lexer {
     return i < src.at.size() ? src.at[i] : (src.at.empty() ? 0 : src.at.back() + 1);
   }
   [[noreturn]] void fail(const std::string& what) { where.error(off(pos), what); }
-  void push(Tok t, std::string v, size_t start) {
-    tokens.push_back({t, std::move(v), off(start)});
-  }
+  void push(Tok t, std::string v, size_t start) { tokens.push_back({t, std::move(v), off(start)}); }
   char at(size_t i) const { return i < src.s.size() ? src.s[i] : '\0'; }
   bool last_is(std::initializer_list<Tok> types) const {
     if (tokens.empty()) return false;
@@ -221,17 +217,35 @@ struct Symbol {
   const char* text;
   Tok type;
 };
-constexpr Symbol kSymbols[] = {
-    {"{%", Tok::open_statement}, {"%}", Tok::close_statement}, {"{{", Tok::open_expression},
-    {"}}", Tok::close_expression}, {"(", Tok::open_paren},     {")", Tok::close_paren},
-    {"{", Tok::open_curly},        {"}", Tok::close_curly},    {"[", Tok::open_square},
-    {"]", Tok::close_square},      {",", Tok::comma},          {".", Tok::dot},
-    {":", Tok::colon},             {"|", Tok::pipe},           {"<=", Tok::comparison},
-    {">=", Tok::comparison},       {"==", Tok::comparison},    {"!=", Tok::comparison},
-    {"<", Tok::comparison},        {">", Tok::comparison},     {"+", Tok::additive},
-    {"-", Tok::additive},          {"~", Tok::additive},       {"**", Tok::power},
-    {"*", Tok::multiplicative},    {"//", Tok::multiplicative}, {"/", Tok::multiplicative},
-    {"%", Tok::multiplicative},    {"=", Tok::equals}};
+constexpr Symbol kSymbols[] = {{"{%", Tok::open_statement},
+                               {"%}", Tok::close_statement},
+                               {"{{", Tok::open_expression},
+                               {"}}", Tok::close_expression},
+                               {"(", Tok::open_paren},
+                               {")", Tok::close_paren},
+                               {"{", Tok::open_curly},
+                               {"}", Tok::close_curly},
+                               {"[", Tok::open_square},
+                               {"]", Tok::close_square},
+                               {",", Tok::comma},
+                               {".", Tok::dot},
+                               {":", Tok::colon},
+                               {"|", Tok::pipe},
+                               {"<=", Tok::comparison},
+                               {">=", Tok::comparison},
+                               {"==", Tok::comparison},
+                               {"!=", Tok::comparison},
+                               {"<", Tok::comparison},
+                               {">", Tok::comparison},
+                               {"+", Tok::additive},
+                               {"-", Tok::additive},
+                               {"~", Tok::additive},
+                               {"**", Tok::power},
+                               {"*", Tok::multiplicative},
+                               {"//", Tok::multiplicative},
+                               {"/", Tok::multiplicative},
+                               {"%", Tok::multiplicative},
+                               {"=", Tok::equals}};
 
 bool Lexer::symbol() {
   for (const Symbol& sym : kSymbols) {

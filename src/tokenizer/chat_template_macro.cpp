@@ -64,8 +64,7 @@ void Interpreter::bind_arguments(const Node& at, const std::string& name,
     for (size_t i = params.size(); i < args.size(); ++i) extra.push_back(args[i]);
     scope->set("varargs", Value::array(std::move(extra)));
   } else if (args.size() > params.size()) {
-    fail(at, "macro " + name + " takes at most " + std::to_string(params.size()) +
-                 " argument(s)");
+    fail(at, "macro " + name + " takes at most " + std::to_string(params.size()) + " argument(s)");
   }
   for (const Node* p : pending_defaults) scope->set(p->str, eval(*p->a[0], scope));
 }
@@ -73,19 +72,19 @@ void Interpreter::bind_arguments(const Node& at, const std::string& name,
 Value Interpreter::macro(const Node& n, const EnvPtr& env) {
   const Node* node = &n;
   env->set(n.str, Value::function([this, node](std::vector<Value>& args, const EnvPtr& caller) {
-    if (call_depth_ >= limits_.max_call_depth)
-      fail(*node, "macro calls nested too deeply (more than " +
-                      std::to_string(limits_.max_call_depth) + ")");
-    auto scope = std::make_shared<Env>();
-    scope->parent = caller;
-    bind_arguments(*node, "'" + node->str + "'", node->a, node->body, args, scope);
-    ++call_depth_;
-    struct Leave {
-      int& depth;
-      ~Leave() { --depth; }
-    } leave{call_depth_};
-    return Value::string(block(node->body, scope));
-  }));
+             if (call_depth_ >= limits_.max_call_depth)
+               fail(*node, "macro calls nested too deeply (more than " +
+                               std::to_string(limits_.max_call_depth) + ")");
+             auto scope = std::make_shared<Env>();
+             scope->parent = caller;
+             bind_arguments(*node, "'" + node->str + "'", node->a, node->body, args, scope);
+             ++call_depth_;
+             struct Leave {
+               int& depth;
+               ~Leave() { --depth; }
+             } leave{call_depth_};
+             return Value::string(block(node->body, scope));
+           }));
   return Value::null();
 }
 
@@ -120,7 +119,8 @@ std::string Interpreter::run(const std::vector<NodePtr>& program, const EnvPtr& 
   try {
     return block(program, globals);
   } catch (const LoopSignal& signal) {
-    where_.error(0, signal.is_break ? "{% break %} outside a loop" : "{% continue %} outside a loop");
+    where_.error(0,
+                 signal.is_break ? "{% break %} outside a loop" : "{% continue %} outside a loop");
   }
 }
 

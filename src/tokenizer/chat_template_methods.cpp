@@ -1,7 +1,7 @@
 // String and dict methods of the chat-template language: "x".strip(),
 // d.items(), ... As in @huggingface/jinja, strip/lstrip/rstrip ignore their
-// argument and trim all whitespace, and upper/lower/title work on ASCII here
-// (the reference uses full Unicode case mapping: non-ASCII letters differ).
+// argument and trim all whitespace, title() capitalises ASCII words only
+// (/\b\w/), and capitalize() leaves the rest of the string as it is.
 #include <algorithm>
 #include <cmath>
 
@@ -13,16 +13,8 @@ namespace {
 bool word_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
-std::string upper(std::string s) {
-  for (char& c : s)
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
-  return s;
-}
-std::string lower(std::string s) {
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  return s;
-}
+std::string upper(const std::string& s) { return js_case(s, true); }
+std::string lower(const std::string& s) { return js_case(s, false); }
 // /\b\w/g -> upper case: the first character of each ASCII word.
 std::string title(std::string s) {
   for (size_t i = 0; i < s.size(); ++i)
@@ -35,10 +27,11 @@ bool prefix_test(Interpreter& in, const Node& at, const std::string& s, const Va
                  bool start) {
   const auto test = [&](const std::string& p) {
     if (p.size() > s.size()) return false;
-    return start ? s.compare(0, p.size(), p) == 0 : s.compare(s.size() - p.size(), p.size(), p) == 0;
+    return start ? s.compare(0, p.size(), p) == 0
+                 : s.compare(s.size() - p.size(), p.size(), p) == 0;
   };
-  const std::string what = std::string(start ? "startswith" : "endswith") +
-                           "() needs a string or a tuple of strings";
+  const std::string what =
+      std::string(start ? "startswith" : "endswith") + "() needs a string or a tuple of strings";
   if (pattern.kind == Kind::string) return test(pattern.str);
   if (!pattern.is_array()) in.fail(at, what);
   for (const Value& p : *pattern.items) {
@@ -102,8 +95,8 @@ Value replace_method(Interpreter& in, const Node& at, const std::string& s,
   }
   if (count.kind != Kind::integer && count.kind != Kind::null)
     in.fail(at, "replace() count must be an integer or none");
-  std::string out = js_replace(s, args[0].str, args[1].str,
-                               count.kind == Kind::null ? -1 : count.number);
+  std::string out =
+      js_replace(s, args[0].str, args[1].str, count.kind == Kind::null ? -1 : count.number);
   in.check_size(at, out.size());
   return Value::string(std::move(out));
 }
@@ -139,9 +132,9 @@ std::string js_replace(const std::string& s, const std::string& from, const std:
 Value string_method(Interpreter& in, const Node& at, const std::string& s,
                     const std::string& name) {
   if (name == "length") return Value::integer(static_cast<double>(js_length(s)));
-  static const char* kNames[] = {"upper",      "lower",    "strip", "title", "capitalize",
-                                 "rstrip",     "lstrip",   "startswith", "endswith", "split",
-                                 "replace"};
+  static const char* kNames[] = {"upper",      "lower",  "strip",  "title",
+                                 "capitalize", "rstrip", "lstrip", "startswith",
+                                 "endswith",   "split",  "replace"};
   if (std::find_if(std::begin(kNames), std::end(kNames),
                    [&](const char* n) { return name == n; }) == std::end(kNames))
     return Value::undefined();
@@ -154,7 +147,12 @@ Value string_method(Interpreter& in, const Node& at, const std::string& s,
     if (name == "lstrip") return Value::string(js_trim(s, true, false));
     if (name == "rstrip") return Value::string(js_trim(s, false, true));
     if (name == "title") return Value::string(title(s));
-    if (name == "capitalize") return Value::string(s.empty() ? s : upper(s.substr(0, 1)) + s.substr(1));
+    if (name == "capitalize") {  // the first character up, the rest unchanged
+      if (s.empty()) return Value::string(s);
+      size_t len = 1;
+      decode_utf8(s, 0, &len);
+      return Value::string(upper(s.substr(0, len)) + s.substr(len));
+    }
     if (name == "split") return split(*ip, *node, s, args);
     if (name == "replace") return replace_method(*ip, *node, s, args);
     if (args.empty()) ip->fail(*node, name + "() needs an argument");

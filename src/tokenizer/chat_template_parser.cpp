@@ -19,14 +19,16 @@ NodePtr Parser::any() {
       ++cur;
       return n;
     }
-    case Tok::open_statement: return statement();
+    case Tok::open_statement:
+      return statement();
     case Tok::open_expression: {
       ++cur;
       NodePtr e = expression();
       expect(Tok::close_expression, "\"}}\"");
       return e;
     }
-    default: fail("unexpected token \"" + tok.value + "\"");
+    default:
+      fail("unexpected token \"" + tok.value + "\"");
   }
 }
 

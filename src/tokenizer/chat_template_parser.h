@@ -41,7 +41,9 @@ struct Parser {
     return false;
   }
   const Token& expect(Tok type, const char* what) {
-    if (!is(type)) fail(cur < t.size() ? std::string("expected ") + what : "unexpected end of template (expected " + std::string(what) + ")");
+    if (!is(type))
+      fail(cur < t.size() ? std::string("expected ") + what
+                          : "unexpected end of template (expected " + std::string(what) + ")");
     return t[cur++];
   }
   void expect_ident(const char* name) {

@@ -9,9 +9,9 @@ namespace kiln::chat::detail {
 
 // Left-associative chains deepen the tree by one per operator; they count
 // toward the nesting cap (the evaluator recurses that deep).
-#define KILN_CHAIN_STEP()                                                          \
-  do {                                                                             \
-    ++chain;                                                                       \
+#define KILN_CHAIN_STEP()                                                                      \
+  do {                                                                                         \
+    ++chain;                                                                                   \
     if (depth + chain > kMaxDepth) fail("expression too long (more than 200 operators deep)"); \
   } while (0)
 
@@ -154,7 +154,7 @@ NodePtr Parser::call_member() {
 
 NodePtr Parser::call(NodePtr callee) {
   Deeper guard(*this);
-  auto n = node(N::call, offset());
+  auto n = node(N::call, callee->offset);  // errors in a call point at the callee's name
   n->a.push_back(std::move(callee));
   args(n->b, false);
   NodePtr expr = member(std::move(n));
@@ -199,8 +199,7 @@ void Parser::args(std::vector<NodePtr>& out, bool parameters) {
         arg = std::move(kw);
       }
       if (parameters) {
-        if (arg->kind != N::identifier && arg->kind != N::kwarg)
-          fail("expected a parameter name");
+        if (arg->kind != N::identifier && arg->kind != N::kwarg) fail("expected a parameter name");
         for (const auto& name : names)
           if (name == arg->str) fail("duplicate parameter \"" + name + "\"");
         names.push_back(arg->str);
@@ -314,7 +313,9 @@ NodePtr Parser::primary() {
       ++cur;
       return n;
     }
-    default: --cur; fail("unexpected \"" + tok.value + "\" (expected an expression)");
+    default:
+      --cur;
+      fail("unexpected \"" + tok.value + "\" (expected an expression)");
   }
 }
 

@@ -68,8 +68,8 @@ std::vector<std::string> code_points(std::string_view s) {
 
 bool js_space(char32_t c) {
   return c == ' ' || (c >= 0x09 && c <= 0x0d) || c == 0xa0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
-         c == 0x205f || c == 0x3000 || c == 0xfeff;
+         (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f ||
+         c == 0x3000 || c == 0xfeff;
 }
 
 size_t space_at(std::string_view s, size_t i) {
@@ -150,6 +150,65 @@ double js_parse_float(std::string_view s) {
     }
   }
   return std::strtod(std::string(s.substr(first, i - first)).c_str(), nullptr);
+}
+
+// Simple case mapping for the scripts chat text mostly uses: ASCII, Latin-1,
+// Latin Extended-A, Greek, Cyrillic. Others are left as they are (JavaScript
+// maps all of Unicode; the difference shows only past these blocks).
+static char32_t to_upper(char32_t c) {
+  if (c >= 'a' && c <= 'z') return c - 32;
+  if (c == 0xb5) return 0x39c;
+  if (c == 0xff) return 0x178;
+  if (c >= 0xe0 && c <= 0xfe && c != 0xf7) return c - 32;
+  if (c == 0x131) return 'I';
+  if ((c >= 0x100 && c <= 0x137) || (c >= 0x14a && c <= 0x177)) return c & ~1u;
+  if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e)) return (c & 1u) ? c : c - 1;
+  if (c == 0x3c2) return 0x3a3;
+  if (c >= 0x3b1 && c <= 0x3c9) return c - 32;
+  if (c == 0x3ac) return 0x386;
+  if (c >= 0x3ad && c <= 0x3af) return c - 37;
+  if (c == 0x3cc) return 0x38c;
+  if (c == 0x3cd || c == 0x3ce) return c - 63;
+  if (c >= 0x430 && c <= 0x44f) return c - 32;
+  if (c >= 0x450 && c <= 0x45f) return c - 80;
+  if (c >= 0x460 && c <= 0x481) return c & ~1u;
+  return c;
+}
+
+static char32_t to_lower(char32_t c) {
+  if (c >= 'A' && c <= 'Z') return c + 32;
+  if (c >= 0xc0 && c <= 0xde && c != 0xd7) return c + 32;
+  if (c == 0x178) return 0xff;
+  if ((c >= 0x100 && c <= 0x137) || (c >= 0x14a && c <= 0x177)) return c | 1u;
+  if ((c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17e)) return (c & 1u) ? c + 1 : c;
+  if (c >= 0x391 && c <= 0x3a9 && c != 0x3a2) return c + 32;
+  if (c == 0x386) return 0x3ac;
+  if (c >= 0x388 && c <= 0x38a) return c + 37;
+  if (c == 0x38c) return 0x3cc;
+  if (c == 0x38e || c == 0x38f) return c + 63;
+  if (c >= 0x410 && c <= 0x42f) return c + 32;
+  if (c >= 0x400 && c <= 0x40f) return c + 80;
+  if (c >= 0x460 && c <= 0x481) return c | 1u;
+  return c;
+}
+
+std::string js_case(std::string_view s, bool upper) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    size_t len = 1;
+    const char32_t cp = decode_utf8(s, i, &len);
+    if (cp == 0xfffd && len == 1 && static_cast<unsigned char>(s[i]) >= 0x80) {
+      out += s[i];  // keep a malformed byte as it is
+    } else if (upper && cp == 0xdf) {
+      out += "SS";
+    } else if (!upper && cp == 0x130) {
+      out += "i\u0307";
+    } else {
+      append_utf8(out, upper ? to_upper(cp) : to_lower(cp));
+    }
+    i += len;
+  }
+  return out;
 }
 
 }  // namespace kiln::chat

@@ -75,18 +75,30 @@ Value Value::function(NativeFn f) {
 
 const char* type_name(Kind kind) {
   switch (kind) {
-    case Kind::undefined: return "UndefinedValue";
-    case Kind::null: return "NullValue";
-    case Kind::boolean: return "BooleanValue";
-    case Kind::integer: return "IntegerValue";
-    case Kind::floating: return "FloatValue";
-    case Kind::string: return "StringValue";
-    case Kind::array: return "ArrayValue";
-    case Kind::tuple: return "TupleValue";
-    case Kind::object: return "ObjectValue";
-    case Kind::kwargs: return "KeywordArgumentsValue";
-    case Kind::name_space: return "NamespaceValue";
-    case Kind::function: return "FunctionValue";
+    case Kind::undefined:
+      return "UndefinedValue";
+    case Kind::null:
+      return "NullValue";
+    case Kind::boolean:
+      return "BooleanValue";
+    case Kind::integer:
+      return "IntegerValue";
+    case Kind::floating:
+      return "FloatValue";
+    case Kind::string:
+      return "StringValue";
+    case Kind::array:
+      return "ArrayValue";
+    case Kind::tuple:
+      return "TupleValue";
+    case Kind::object:
+      return "ObjectValue";
+    case Kind::kwargs:
+      return "KeywordArgumentsValue";
+    case Kind::name_space:
+      return "NamespaceValue";
+    case Kind::function:
+      return "FunctionValue";
   }
   return "Value";
 }
@@ -94,17 +106,24 @@ const char* type_name(Kind kind) {
 bool truthy(const Value& v) {
   switch (v.kind) {
     case Kind::undefined:
-    case Kind::null: return false;
-    case Kind::boolean: return v.boolean;
+    case Kind::null:
+      return false;
+    case Kind::boolean:
+      return v.boolean;
     case Kind::integer:
-    case Kind::floating: return v.number != 0 && !std::isnan(v.number);
-    case Kind::string: return !v.str.empty();
+    case Kind::floating:
+      return v.number != 0 && !std::isnan(v.number);
+    case Kind::string:
+      return !v.str.empty();
     case Kind::array:
-    case Kind::tuple: return !v.items->empty();
+    case Kind::tuple:
+      return !v.items->empty();
     case Kind::object:
-    case Kind::kwargs: return v.map->size() > 0;
+    case Kind::kwargs:
+      return v.map->size() > 0;
     case Kind::name_space:
-    case Kind::function: return true;  // !!Map, !!function in JS
+    case Kind::function:
+      return true;  // !!Map, !!function in JS
   }
   return false;
 }
@@ -158,20 +177,29 @@ static std::string float_display(double x) {
 
 std::string display(const Value& v) {
   switch (v.kind) {
-    case Kind::undefined: return "undefined";
-    case Kind::null: return "null";
-    case Kind::boolean: return v.boolean ? "true" : "false";
-    case Kind::integer: return js_number(v.number);
-    case Kind::floating: return float_display(v.number);
-    case Kind::string: return v.str;
-    case Kind::function: return "[function]";
-    default: return to_json(v, {}, 0, false);
+    case Kind::undefined:
+      return "undefined";
+    case Kind::null:
+      return "null";
+    case Kind::boolean:
+      return v.boolean ? "true" : "false";
+    case Kind::integer:
+      return js_number(v.number);
+    case Kind::floating:
+      return float_display(v.number);
+    case Kind::string:
+      return v.str;
+    case Kind::function:
+      return "[function]";
+    default:
+      return to_json(v, {}, 0, false);
   }
 }
 
 std::string js_string(const Value& v) {
   switch (v.kind) {
-    case Kind::floating: return js_number(v.number);
+    case Kind::floating:
+      return js_number(v.number);
     case Kind::array:
     case Kind::tuple: {
       // Array.prototype.toString joins the elements' own toString().
@@ -184,8 +212,10 @@ std::string js_string(const Value& v) {
     }
     case Kind::object:
     case Kind::kwargs:
-    case Kind::name_space: return "[object Map]";
-    default: return display(v);
+    case Kind::name_space:
+      return "[object Map]";
+    default:
+      return display(v);
   }
 }
 
@@ -213,13 +243,19 @@ namespace {
 enum class JsType { undefined, null, boolean, number, string, reference };
 JsType js_type(const Value& v) {
   switch (v.kind) {
-    case Kind::undefined: return JsType::undefined;
-    case Kind::null: return JsType::null;
-    case Kind::boolean: return JsType::boolean;
+    case Kind::undefined:
+      return JsType::undefined;
+    case Kind::null:
+      return JsType::null;
+    case Kind::boolean:
+      return JsType::boolean;
     case Kind::integer:
-    case Kind::floating: return JsType::number;
-    case Kind::string: return JsType::string;
-    default: return JsType::reference;
+    case Kind::floating:
+      return JsType::number;
+    case Kind::string:
+      return JsType::string;
+    default:
+      return JsType::reference;
   }
 }
 const void* identity(const Value& v) {
@@ -234,11 +270,16 @@ bool strict_equal(const Value& a, const Value& b) {
   if (ta != tb) return false;
   switch (ta) {
     case JsType::undefined:
-    case JsType::null: return true;
-    case JsType::boolean: return a.boolean == b.boolean;
-    case JsType::number: return a.number == b.number;
-    case JsType::string: return a.str == b.str;
-    case JsType::reference: return identity(a) == identity(b);
+    case JsType::null:
+      return true;
+    case JsType::boolean:
+      return a.boolean == b.boolean;
+    case JsType::number:
+      return a.number == b.number;
+    case JsType::string:
+      return a.str == b.str;
+    case JsType::reference:
+      return identity(a) == identity(b);
   }
   return false;
 }
@@ -261,13 +302,27 @@ std::string json_quote(std::string_view s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -312,17 +367,23 @@ std::string to_json(const Value& v, const JsonOptions& o, int depth, bool undefi
   const std::string item_sep = o.has_separators ? o.item_separator : (o.indent ? "," : ", ");
   const std::string key_sep = o.has_separators ? o.key_separator : ": ";
   switch (v.kind) {
-    case Kind::null: return "null";
-    case Kind::undefined: return undefined_as_null ? "null" : "undefined";
+    case Kind::null:
+      return "null";
+    case Kind::undefined:
+      return undefined_as_null ? "null" : "undefined";
     case Kind::integer:
-    case Kind::floating: return json_number(v.number);
-    case Kind::boolean: return v.boolean ? "true" : "false";
-    case Kind::string: return o.ensure_ascii ? ascii_safe(json_quote(v.str)) : json_quote(v.str);
+    case Kind::floating:
+      return json_number(v.number);
+    case Kind::boolean:
+      return v.boolean ? "true" : "false";
+    case Kind::string:
+      return o.ensure_ascii ? ascii_safe(json_quote(v.str)) : json_quote(v.str);
     case Kind::function:
     case Kind::tuple:
     case Kind::kwargs:  // the reference's toJSON has no case for these either
       throw std::runtime_error(std::string("cannot convert a ") + type_name(v.kind) + " to JSON");
-    default: break;
+    default:
+      break;
   }
   const std::string unit(static_cast<size_t>(o.indent), ' ');
   std::string base = "\n";
@@ -364,15 +425,20 @@ static bool index_key(const std::string& k) {
 Value from_json(const nlohmann::ordered_json& j) {
   using T = nlohmann::ordered_json::value_t;
   switch (j.type()) {
-    case T::null: return Value::null();
-    case T::boolean: return Value::from_bool(j.get<bool>());
-    case T::number_integer: return Value::integer(static_cast<double>(j.get<int64_t>()));
-    case T::number_unsigned: return Value::integer(static_cast<double>(j.get<uint64_t>()));
+    case T::null:
+      return Value::null();
+    case T::boolean:
+      return Value::from_bool(j.get<bool>());
+    case T::number_integer:
+      return Value::integer(static_cast<double>(j.get<int64_t>()));
+    case T::number_unsigned:
+      return Value::integer(static_cast<double>(j.get<uint64_t>()));
     case T::number_float: {
       const double x = j.get<double>();
       return std::isfinite(x) && std::fmod(x, 1.0) == 0 ? Value::integer(x) : Value::floating(x);
     }
-    case T::string: return Value::string(j.get<std::string>());
+    case T::string:
+      return Value::string(j.get<std::string>());
     case T::array: {
       std::vector<Value> items;
       for (const auto& x : j) items.push_back(from_json(x));
@@ -389,7 +455,8 @@ Value from_json(const nlohmann::ordered_json& j) {
         if (!index_key(it.key())) m.set(it.key(), from_json(it.value()));
       return Value::object(std::move(m));
     }
-    default: return Value::undefined();  // binary/discarded never come from a JSON file
+    default:
+      return Value::undefined();  // binary/discarded never come from a JSON file
   }
 }
 

@@ -17,8 +17,20 @@
 
 namespace kiln::chat {
 
-enum class Kind { undefined, null, boolean, integer, floating, string, array, tuple, object,
-                  kwargs, name_space, function };
+enum class Kind {
+  undefined,
+  null,
+  boolean,
+  integer,
+  floating,
+  string,
+  array,
+  tuple,
+  object,
+  kwargs,
+  name_space,
+  function
+};
 
 struct Value;
 struct Env;
@@ -109,6 +121,8 @@ bool js_space(char32_t cp);
 // Byte length of the JS whitespace character at s[i], 0 if none.
 size_t space_at(std::string_view s, size_t i);
 std::string js_trim(std::string_view s, bool left, bool right);
+// toUpperCase()/toLowerCase() (ASCII, Latin, Greek, Cyrillic; see the .cpp).
+std::string js_case(std::string_view s, bool upper);
 // The length JavaScript reports: UTF-16 code units.
 size_t js_length(std::string_view s);
 // parseInt(s, 10) / parseFloat(s); NaN when nothing parses.
