@@ -176,7 +176,7 @@ ojson construct_context() {
               {"name": "c", "active": true, "age": 1}],
     "msgs": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
     "big": 123456789012345678901234567890, "fl": 2.5e-8, "neg": -0.0,
-    "ints": {"2": "b", "1": "a", "x": 0}})J");
+    "ints": {"2": "b", "1": "a", "x": 0, "10": 1, "b": 3, "01": 5}})J");
 }
 
 // One template per construct: whitespace control, trim/lstrip_blocks, loops
@@ -252,6 +252,81 @@ end
   {%- endif %}
 {%- endfor %}
 )T",
+    // edge cases of the reference's semantics (JS equality, number printing, ...)
+    R"T({{ x.y }})T",
+    R"T({{ none.x }})T",
+    R"T({{ 1.x }})T",
+    R"T({{ [1,2].length }})T",
+    R"T({{ xs['a'] }})T",
+    R"T({{ xs.0 }})T",
+    R"T({{ -true }})T",
+    R"T({{ not none }})T",
+    R"T({{ 1 if none else 2 }})T",
+    R"T({{ d | dictsort(reverse=true) }})T",
+    R"T({{ '  x\n' | indent(2, first=true) }})T",
+    R"T({{ [1,2] == [1,2] }}{{ d == d }}{{ {} == {} }}{{ [] == '' }}{{ [1] == 1 }}{{ ['a'] == 'a' }}{{ true == 1 }}{{ '1.0' == 1 }}{{ '0x10' == 16 }}{{ ' 2 ' == 2 }}{{ '' == 0 }})T",
+    R"T({{ 5 // 0 }}{{ 5 % 0 }}{{ 5 / 0 }}{{ -5 / 0 }}{{ 0 / 0 }})T",
+    R"T({{ 'a\u2028b'.strip() }}|{{ '\u00a0x\u3000'.strip() }}|{{ '\u00a0x'.split() }})T",
+    R"T({% for a, b in [[1, 2], [3, 4]] %}{{ a }}{{ b }}{% endfor %})T",
+    R"T({% for x in d %}{{ x }}{% endfor %}{% for x in d.values() %}{{ x }}{% endfor %})T",
+    R"T({% set t = (1, 2) %}{{ t[0] }}{{ t | length }}{{ t is iterable }}{{ t is sequence }})T",
+    R"T({{ namespace(a=1) }}{{ namespace({'b': 2}) }}{{ namespace([['c', 3]]) }})T",
+    R"T({% set ns = namespace() %}{% set ns.x = [1] %}{{ ns.x }}{{ ns | tojson }})T",
+    R"T({{ range(3) }}{{ range(0) }}{{ range(3, 0) }})T",
+    R"T({% filter upper %}hello {{ 'x' }}{% endfilter %})T",
+    R"T({% macro m() %}{{ caller(1) }}{% endmacro %}{% call(x) m() %}got {{ x }}{% endcall %})T",
+    R"T({{ 'a' if true else 'b' if true else 'c' }}{{ (1 if false) is defined }})T",
+    R"T({% if 1 %}a{% elif 2 %}b{% else %}c{% endif %}{% if 0 %}a{% elif 2 %}b{% else %}c{% endif %}{% if 0 %}a{% elif 0 %}b{% else %}c{% endif %})T",
+    R"T(   {%- if true %}  x  {% endif -%}   
+  y)T",
+    R"T(a
+  {#- c -#}
+  b
+{# d #}
+e)T",
+    R"T({% if true %}
+  x
+{% endif %}
+)T",
+    R"T(x
+
+)T",
+    R"T(  {{ 'a' }}
+  {% set q = 1 %}
+  z)T",
+    R"T({%- set x -%}
+  inner
+{%- endset -%}[{{ x }}])T",
+    R"T({{ '{{' }}{{ '}}' }}{{ {'a': {'b': 1}} }})T",
+    R"T({{ "\x41\u0042\n\t\\\"'" }})T",
+    R"T({{ users | selectattr('age', 'odd') | list | length }})T",
+    R"T({{ 'hello' | replace('l', 'L', count=1) }}{{ 'hello'.replace('l', 'L', 1) }})T",
+    R"T({{ 'a-b-c'.split('-', 0) }}{{ 'a b c'.split(none, 1) }}{{ ''.split() }}{{ ''.split(',') }})T",
+    R"T({{ 'abc'.startswith('') }}{{ 'abc'.endswith(['c']) }})T",
+    R"T({{ 'MiXeD cAsE' | title }}{{ 'élan vital' | title }}{{ 'élan' | capitalize }}{{ 'ÀÉÎ' | lower }}{{ 'straße' | upper }})T",
+    R"T({{ x is odd }}{{ x is even }}{{ d is sequence }}{{ none is string }}{{ raise_exception is callable }})T",
+    R"T({{ xs[1:3][::-1] }}{{ xs[10:] }}{{ xs[-10:2] }}{{ xs[::-2] }}{{ xs[3:1:-1] }}{{ 'héllo'[::-1] }})T",
+    R"T({{ d.items() | list }}{{ d | items | list }}{{ d.get('b') }})T",
+    R"T({{ messages }})T",
+    R"T({% for m in msgs %}{{ m }}{% endfor %})T",
+    R"T({{ {'a': 1, 'b': [1, 2]} | tojson(indent=2, separators=(',', ' = ')) }})T",
+    R"T({{ [1, [2, [3, {}], []]] | tojson(indent=1) }})T",
+    R"T({{ '\u0001\u001f\u007f' | tojson }}{{ '\u2028' | tojson }}{{ '😀' | tojson(ensure_ascii=true) }})T",
+    R"T({{ ints | tojson }}{{ ints.keys() | list }})T",
+    R"T({% for x in xs %}{{ loop.previtem }}-{{ loop.nextitem }};{% endfor %})T",
+    R"T({% for x in xs %}{% set y = x %}{% endfor %}{{ y }})T",
+    R"T({% for x in [1] %}{% break %}{% else %}E{% endfor %}{% for x in [1] %}{% continue %}{% else %}F{% endfor %})T",
+    R"T({{ xs|first }}{{ xs|last }}{{ ''|length }}{{ 'é'|length }}{{ '😀'|length }}{{ '😀'[0] }})T",
+    R"T({{ 'é' is lower }}{{ 'É' is upper }})T",
+    R"T({{ '%d' }}{{ 'a' 'b' 'c' }})T",
+    R"T({{ [1, 2,] }}{{ {'a': 1,} }}{{ [1 2] }})T",
+    R"T({{ x.__class__ }})T",
+    R"T({{ self }})T",
+    R"T({{ not xs|length }})T",
+    R"T({{ 7.0 // 2 }}{{ 7 // 2.0 }}{{ -7 % 2.5 }}{{ 2 ** 3 ** 2 }}{{ -2 ** 2 }})T",
+    R"T({{ true and none }}{{ none or false }}{{ 0 or '' }})T",
+    R"T({% generation %}x{% endgeneration %})T",
+    R"T({%- generation -%}  y  {%- endgeneration -%})T",
 };
 
 // Templates the reference rejects (unknown filter, unclosed block, a type
@@ -276,6 +351,31 @@ const char* kRejected[] = {
     R"T({% for %}{% endfor %})T",
     R"T({{ x | }})T",
     R"T({% macro m() %}{{ m() }}{% endmacro %}{{ m() }})T",
+    R"T({{ d['a'] }}{{ d[0] }})T",
+    R"T({{ 'ab' * 2 }})T",
+    R"T({{ [1] * 2 }})T",
+    R"T({{ true + 1 }})T",
+    R"T({{ xs | sum }})T",
+    R"T({{ xs | batch(2) }})T",
+    R"T({{ 'a b' | wordcount }})T",
+    R"T({{ 'x' in ['x', 'y'] }}{{ 1 in [1.0] }}{{ true in [1] }}{{ none in [none] }})T",
+    R"T({{ 2 ** 0.5 }}{{ 10 ** 21 }}{{ 10 ** 20 }}{{ 2 ** 64 }}{{ 0.000001 }}{{ 0.0000001 }}{{ 1.5e300 * 1e10 }})T",
+    R"T({{ 123456789.123 }}{{ 1.0 / 3 * 3 }}{{ 100.0 }}{{ 1e21 | string }}{{ -0.0 }}{{ 3.14 | int }}{{ -3.5 | int }})T",
+    R"T({{ 'abc' | list }})T",
+    R"T({{ d | list }})T",
+    R"T({{ 5 | length }})T",
+    R"T({% macro m(a, b) %}{{ a }}{{ b }}{% endmacro %}{{ m(1) }}|{{ m(1, 2, 3) }})T",
+    R"T({% macro m(a) %}{{ a }}{% endmacro %}{{ m(b=1) }})T",
+    R"T({{ 'a' ~ none }})T",
+    R"T({{ none ~ 'a' }})T",
+    R"T({{ zz ~ 'a' }})T",
+    R"T({{ xs | selectattr('x') | list }})T",
+    R"T({{ users | sort(attribute='age') | map(attribute='name') | list }})T",
+    R"T({{ x | default }}{{ zz | default }}|{{ none | default('n') }}{{ none | default('n', true) }}{{ false | default('f', boolean=true) }})T",
+    R"T({{ (xs) }}{{ (1,) }})T",
+    R"T({{ -xs|length }})T",
+    R"T({{ 1 < 2 < 3 }}{{ 3 > 2 > 1 }})T",
+    R"T({{ 'b' > 'a' }})T",
 };
 
 std::vector<Case> small_cases(const char* const* sources, size_t n, const std::string& prefix) {

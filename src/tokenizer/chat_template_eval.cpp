@@ -138,15 +138,22 @@ Value Interpreter::member(const Node& n, const EnvPtr& env) {
   }
   if (object.is_array() || object.kind == Kind::string) {
     if (key.kind == Kind::integer) {
-      std::vector<std::string> chars;
-      if (object.kind == Kind::string) chars = code_points(object.str);
-      const double size = object.kind == Kind::string ? static_cast<double>(chars.size())
+      // JS str.at(i) counts UTF-16 units: half of a surrogate pair comes
+      // out as U+FFFD once the prompt is UTF-8.
+      std::vector<std::string> units;
+      if (object.kind == Kind::string)
+        for (std::string& cp : code_points(object.str)) {
+          const bool astral = static_cast<unsigned char>(cp[0]) >= 0xf0 && cp.size() == 4;
+          units.push_back(astral ? "\xEF\xBF\xBD" : cp);
+          if (astral) units.push_back("\xEF\xBF\xBD");
+        }
+      const double size = object.kind == Kind::string ? static_cast<double>(units.size())
                                                       : static_cast<double>(object.items->size());
       double i = std::trunc(key.number);
       if (i < 0) i += size;
       if (!(i >= 0 && i < size)) return Value::undefined();
       const size_t at = static_cast<size_t>(i);
-      return object.kind == Kind::string ? Value::string(chars[at]) : (*object.items)[at];
+      return object.kind == Kind::string ? Value::string(units[at]) : (*object.items)[at];
     }
     if (key.kind != Kind::string)
       fail(n, std::string("cannot index with a ") + type_name(key.kind));

@@ -35,18 +35,7 @@ enum class Kind {
 struct Value;
 struct Env;
 
-// Insertion-ordered string -> Value map (a JS Map).
-class ObjectMap {
- public:
-  const Value* find(const std::string& key) const;
-  void set(const std::string& key, Value value);
-  const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
-  size_t size() const { return entries_.size(); }
-
- private:
-  std::vector<std::pair<std::string, Value>> entries_;
-  std::unordered_map<std::string, size_t> index_;
-};
+class ObjectMap;
 
 // A callable: built-in functions and macros. `args` ends with a kwargs value
 // when the call had keyword arguments (the reference's calling convention).
@@ -75,6 +64,19 @@ struct Value {
   bool is_object() const { return kind == Kind::object || kind == Kind::kwargs; }
   bool is_number() const { return kind == Kind::integer || kind == Kind::floating; }
   bool is_attr_container() const { return is_object() || kind == Kind::name_space; }
+};
+
+// Insertion-ordered string -> Value map (a JS Map).
+class ObjectMap {
+ public:
+  const Value* find(const std::string& key) const;
+  void set(const std::string& key, Value value);
+  const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  std::vector<std::pair<std::string, Value>> entries_;
+  std::unordered_map<std::string, size_t> index_;
 };
 
 // The reference's type names, used in error messages ("StringValue").

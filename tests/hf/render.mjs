@@ -28,11 +28,15 @@ function withNow(now, fn) {
   }
 }
 
+// A lone UTF-16 surrogate (e.g. from indexing "😀"[0]) cannot be UTF-8: it
+// becomes U+FFFD, as when the prompt is written out as UTF-8 text.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
 const cases = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const results = cases.map(({ template, context, now }) => {
   try {
     const output = withNow(now, () => new Template(template).render(context));
-    return { ok: true, output };
+    return { ok: true, output: output.replace(LONE_SURROGATE, "\ufffd") };
   } catch (e) {
     return { ok: false, error: String(e && e.message ? e.message : e) };
   }
