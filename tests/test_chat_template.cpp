@@ -408,7 +408,7 @@ TEST(ChatTemplate, ErrorsNameOriginLineAndColumn) {
   EXPECT_EQ(error("ok\n  {{ xs | wordwrap }}"),
             "cfg: chat_template:2:11: unknown filter \"wordwrap\" for a list");
   EXPECT_EQ(error("{% if x %}\nnever closed"),
-            "cfg: chat_template:2:13: unclosed block (expected {% endif %})");
+            "cfg: chat_template:2:13: unclosed block (expected {% endif %} for the \"if\" at 1:4)");
   EXPECT_EQ(error("a\n\n {{ raise_exception('no ' ~ 'way') }}"),
             "cfg: chat_template:3:5: raise_exception: no way");
   EXPECT_EQ(error("{{ x is frobbed }}"), "cfg: chat_template:1:6: unknown test \"frobbed\"");

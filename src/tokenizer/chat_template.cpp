@@ -17,7 +17,7 @@ struct ChatTemplate::Impl {
   std::vector<chat::NodePtr> program;
   chat::Node global_site;  // where errors of global functions point without a call site
 
-  std::string where(uint32_t offset) const {
+  std::string line_col(uint32_t offset) const {
     size_t line = 1, col = 1;
     for (size_t i = 0; i < offset && i < source.size(); ++i) {
       if (source[i] == '\n') {
@@ -27,12 +27,16 @@ struct ChatTemplate::Impl {
         ++col;  // columns count characters, not UTF-8 bytes
       }
     }
-    return origin + ":" + std::to_string(line) + ":" + std::to_string(col);
+    return std::to_string(line) + ":" + std::to_string(col);
+  }
+  std::string where(uint32_t offset) const { return origin + ":" + line_col(offset); }
+  static std::string locate(const void* ctx, uint32_t offset) {
+    return static_cast<const Impl*>(ctx)->line_col(offset);
   }
   static void fail(const void* ctx, uint32_t offset, const std::string& what) {
     fail_input(static_cast<const Impl*>(ctx)->where(offset), what);
   }
-  chat::SourceRef ref() const { return {this, &Impl::fail}; }
+  chat::SourceRef ref() const { return {this, &Impl::fail, &Impl::locate}; }
 };
 
 ChatTemplate ChatTemplate::parse(std::string source, std::string origin) {

@@ -45,9 +45,12 @@ struct Token {
 
 // Reports a syntax error at a byte offset of the original source (throws).
 using ErrorAt = void (*)(const void* ctx, uint32_t offset, const std::string& what);
+// "line:column" of a byte offset.
+using LocateAt = std::string (*)(const void* ctx, uint32_t offset);
 struct SourceRef {
   const void* ctx;
   ErrorAt fail;
+  LocateAt locate;
   [[noreturn]] void error(uint32_t offset, const std::string& what) const {
     fail(ctx, offset, what);
     std::abort();  // unreachable: fail always throws

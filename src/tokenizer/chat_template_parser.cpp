@@ -72,7 +72,7 @@ NodePtr Parser::set_statement(uint32_t at) {
   } else {
     n->a.push_back(nullptr);
     expect(Tok::close_statement, "\"%}\"");
-    block_until(n->body, {"endset"}, "endset");
+    block_until(n->body, {"endset"}, "endset", *n);
     expect(Tok::open_statement, "{% endset %}");
     expect_ident("endset");
   }
@@ -84,7 +84,7 @@ NodePtr Parser::if_statement(uint32_t at) {
   auto n = node(N::if_, at);
   n->a.push_back(expression());
   expect(Tok::close_statement, "\"%}\"");
-  block_until(n->body, {"elif", "else", "endif"}, "endif");
+  block_until(n->body, {"elif", "else", "endif"}, "endif", *n);
   if (is_statement({"elif"})) {
     cur += 2;
     Deeper guard(*this);
@@ -92,7 +92,7 @@ NodePtr Parser::if_statement(uint32_t at) {
   } else if (is_statement({"else"})) {
     cur += 2;
     expect(Tok::close_statement, "\"%}\"");
-    block_until(n->alt, {"endif"}, "endif");
+    block_until(n->alt, {"endif"}, "endif", *n);
   }
   return n;
 }
@@ -114,11 +114,11 @@ NodePtr Parser::for_statement(uint32_t at) {
     n->a.push_back(nullptr);
   }
   expect(Tok::close_statement, "\"%}\"");
-  block_until(n->body, {"endfor", "else"}, "endfor");
+  block_until(n->body, {"endfor", "else"}, "endfor", *n);
   if (is_statement({"else"})) {
     cur += 2;
     expect(Tok::close_statement, "\"%}\"");
-    block_until(n->alt, {"endfor"}, "endfor");
+    block_until(n->alt, {"endfor"}, "endfor", *n);
   }
   return n;
 }
@@ -130,7 +130,7 @@ NodePtr Parser::macro_statement(uint32_t at) {
   n->str = name->str;
   args(n->a, true);
   expect(Tok::close_statement, "\"%}\"");
-  block_until(n->body, {"endmacro"}, "endmacro");
+  block_until(n->body, {"endmacro"}, "endmacro", *n);
   return n;
 }
 
@@ -145,7 +145,7 @@ NodePtr Parser::call_statement(uint32_t at) {
   args(c->b, false);
   n->a.push_back(std::move(c));
   expect(Tok::close_statement, "\"%}\"");
-  block_until(n->body, {"endcall"}, "endcall");
+  block_until(n->body, {"endcall"}, "endcall", *n);
   end_tag("endcall");
   return n;
 }
@@ -156,7 +156,7 @@ NodePtr Parser::filter_statement(uint32_t at) {
   if (f->kind == N::identifier && is(Tok::open_paren)) f = call(std::move(f));
   n->a.push_back(std::move(f));
   expect(Tok::close_statement, "\"%}\"");
-  block_until(n->body, {"endfilter"}, "endfilter");
+  block_until(n->body, {"endfilter"}, "endfilter", *n);
   end_tag("endfilter");
   return n;
 }

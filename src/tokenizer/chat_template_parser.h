@@ -63,9 +63,11 @@ struct Parser {
   }
   // Statements until one of `stops` ({% stop %}); the closer is left unread.
   void block_until(std::vector<NodePtr>& out, std::initializer_list<const char*> stops,
-                   const char* closer) {
+                   const char* closer, const Node& opener) {
     while (!is_statement(stops)) {
-      if (cur >= t.size()) fail(std::string("unclosed block (expected {% ") + closer + " %})");
+      if (cur >= t.size())
+        fail(std::string("unclosed block (expected {% ") + closer + " %} for the \"" +
+             std::string(closer + 3) + "\" at " + where.locate(where.ctx, opener.offset) + ")");
       out.push_back(any());
     }
   }
