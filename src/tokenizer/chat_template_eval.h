@@ -39,6 +39,16 @@ class Interpreter {
  public:
   Interpreter(const SourceRef& where, const Limits& limits, const std::tm& now)
       : where_(where), limits_(limits), now_(now) {}
+  // Namespaces are the only mutable values, so every reference cycle runs
+  // through one ({% set ns.f = {'n': ns}.items %}): emptying them all at the
+  // end of the render frees the cycles.
+  ~Interpreter() {
+    for (const auto& weak : namespaces_)
+      if (auto ns = weak.lock()) ns->clear();
+  }
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
+  void track_namespace(const std::shared_ptr<ObjectMap>& ns) { namespaces_.push_back(ns); }
 
   std::string run(const std::vector<NodePtr>& program, const EnvPtr& globals);
 
@@ -77,6 +87,7 @@ class Interpreter {
   uint64_t steps_ = 0;
   int call_depth_ = 0;
   const Node* call_site_ = nullptr;
+  std::vector<std::weak_ptr<ObjectMap>> namespaces_;
 };
 
 // chat_template_builtins.cpp: the filters, tests, methods and global functions.

@@ -172,7 +172,9 @@ Value make_namespace(Interpreter& in, const Node& at, std::vector<Value>& args) 
   }
   if (kw)
     for (const auto& [k, v] : kw->map->entries()) m.set(k, v);
-  return Value::object(std::move(m), Kind::name_space);
+  Value ns = Value::object(std::move(m), Kind::name_space);
+  in.track_namespace(ns.map);
+  return ns;
 }
 
 Value range(Interpreter& in, const Node& at, const std::vector<Value>& args) {
