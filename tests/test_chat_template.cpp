@@ -396,6 +396,18 @@ TEST(ChatTemplate, RejectedLikeReference) {
   EXPECT_EQ(expect_same(cases, test::scratch_dir("chat_rejected")), 0);
 }
 
+// Odd templates libFuzzer made from the seeds (tests/data/chat_template_fuzzed.json).
+TEST(ChatTemplate, FuzzerMadeTemplatesMatchReference) {
+  const ojson data = ojson::parse(
+      test::read_text_file(std::string(KILN_SOURCE_DIR) + "/tests/data/chat_template_fuzzed.json"));
+  std::vector<Case> cases;
+  for (const auto& t : data["templates"])
+    cases.push_back(
+        {"fuzzed[" + std::to_string(cases.size()) + "]", t.get<std::string>(), data["context"]});
+  ASSERT_GT(cases.size(), 200u);
+  EXPECT_GT(expect_same(cases, test::scratch_dir("chat_fuzzed")), 100);
+}
+
 TEST(ChatTemplate, ErrorsNameOriginLineAndColumn) {
   const auto error = [](const std::string& source) {
     try {
