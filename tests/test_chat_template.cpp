@@ -164,6 +164,18 @@ TEST(ChatTemplate, RealTemplatesMatchReference) {
       }
     }
   }
+  // Llama-3.2's other switches: tools in the system prompt, a given date.
+  const ChatTemplateSource llama = load_chat_template(model_dir("llama3_2"));
+  for (const char* extra :
+       {R"({"tools_in_user_message": false})", R"({"date_string": "1 Jan 2025"})",
+        R"({"custom_tools": [{"name": "calc"}]})"}) {
+    ojson ctx = {{"messages", convs["tools"]}, {"add_generation_prompt", true}};
+    for (const auto& [k, v] : llama.special_tokens.items()) ctx[k] = v;
+    ctx["tools"] = tools();
+    const ojson vars = ojson::parse(extra);
+    for (const auto& [k, v] : vars.items()) ctx[k] = v;
+    cases.push_back({std::string("llama3_2/tools/") + extra, llama.chat_template.source(), ctx});
+  }
   const int rendered = expect_same(cases, scratch);
   // Not vacuous: the reference rendered at least every plain/system conversation.
   EXPECT_GE(rendered, expected_ok);
