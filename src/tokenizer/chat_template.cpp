@@ -69,11 +69,7 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& context,
     localtime_r(&t, &now);
   }
   const chat::SourceRef ref = impl_->ref();
-  chat::Limits limits;
-  limits.max_output_bytes = options.limits.max_output_bytes;
-  limits.max_steps = options.limits.max_steps;
-  limits.max_call_depth = options.limits.max_call_depth;
-  chat::Interpreter interpreter(ref, limits, now);
+  chat::Interpreter interpreter(ref, options.limits, now);
   auto globals = std::make_shared<chat::Env>();
   chat::add_globals(interpreter, *globals, impl_->global_site);
   for (auto it = context.begin(); it != context.end(); ++it) {

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizer/chat_template.h"
 #include "tokenizer/chat_template_ast.h"
 #include "tokenizer/chat_template_value.h"
 
@@ -29,11 +30,7 @@ struct LoopSignal {
   bool is_break;
 };
 
-struct Limits {
-  size_t max_output_bytes = 64u << 20;  // any string the template builds
-  uint64_t max_steps = 20'000'000;      // evaluated nodes, loop iterations, range items
-  int max_call_depth = 100;             // nested macro calls
-};
+using Limits = ChatTemplateLimits;
 
 class Interpreter {
  public:
