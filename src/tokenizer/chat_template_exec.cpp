@@ -57,6 +57,9 @@ Value Interpreter::binary(const Node& n, const EnvPtr& env) {
   }
   if (left.kind == Kind::null || right.kind == Kind::null)
     fail(n, "cannot apply \"" + op + "\" to none");
+  // The reference would splice in the JavaScript source of the function.
+  if ((op == "~" || op == "+") && (left.kind == Kind::function || right.kind == Kind::function))
+    fail(n, "cannot use a function or macro as a value with \"" + op + "\"");
   if (op == "~") {
     std::string s = js_string(left) + js_string(right);
     check_size(n, s.size());

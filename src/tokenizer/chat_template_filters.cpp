@@ -163,65 +163,82 @@ Value sort_values(Interpreter& in, const Node& at, const Value& list, bool rever
   return Value::array(std::move(items));
 }
 
+namespace {
+
+Value join_filter(Interpreter& in, const Node& call, const Value& v,
+                  const std::vector<Value>& args) {
+  if (v.kind != Kind::string && !v.is_array())
+    in.fail(call, std::string("cannot join ") + type_name(v.kind));
+  const Value sep = arg(args, 0, "separator", Value::string(""));
+  if (sep.kind != Kind::string) in.fail(call, "join separator must be a string");
+  std::string out;
+  if (v.kind == Kind::string) {
+    const auto chars = code_points(v.str);
+    for (size_t i = 0; i < chars.size(); ++i) out += (i ? sep.str : "") + chars[i];
+  } else {
+    for (size_t i = 0; i < v.items->size(); ++i)
+      out += (i ? sep.str : "") + join_part_value((*v.items)[i]);
+  }
+  in.check_size(call, out.size());
+  return Value::string(std::move(out));
+}
+
+// int(default) / float(default)
+Value number_filter(Interpreter& in, const Node& call, bool is_int, const Value& v,
+                    const std::vector<Value>& args) {
+  const Value fallback = arg(args, 0, "default", is_int ? Value::integer(0) : Value::floating(0));
+  if (v.kind == Kind::string) {
+    const double x = is_int ? js_parse_int(v.str) : js_parse_float(v.str);
+    return std::isnan(x) ? fallback : (is_int ? Value::integer(x) : Value::floating(x));
+  }
+  if (v.is_number()) return v;
+  if (v.kind == Kind::boolean)
+    return is_int ? Value::integer(v.boolean) : Value::floating(v.boolean);
+  in.fail(call, std::string("cannot apply filter \"") + (is_int ? "int" : "float") + "\" to " +
+                    type_name(v.kind));
+}
+
+Value default_filter(Interpreter& in, const Node& call, const Value& v,
+                     const std::vector<Value>& args) {
+  const size_t positional = args.size() - (!args.empty() && args.back().kind == Kind::kwargs);
+  const Value fallback = positional > 0 ? args[0] : Value::string("");
+  const Value boolean = arg(args, 1, "boolean", Value::from_bool(false));
+  if (boolean.kind != Kind::boolean) in.fail(call, "default's boolean flag must be a boolean");
+  if (v.kind == Kind::undefined || (boolean.boolean && !truthy(v))) return fallback;
+  return v;
+}
+
+Value string_filter(Interpreter& in, const Node& call, const std::string& f, const Value& v,
+                    std::vector<Value>& args, const EnvPtr& env) {
+  if (f == "indent") {
+    const Value width = arg(args, 0, "width", Value::integer(4));
+    if (width.kind != Kind::integer || width.number < 0 || width.number > 1024)
+      in.fail(call, "indent width must be a small integer");
+    const Value first = arg(args, 1, "first", Value::from_bool(false));
+    const Value blank = arg(args, 2, "blank", Value::from_bool(false));
+    return Value::string(indent_text(v.str, std::string(static_cast<size_t>(width.number), ' '),
+                                     truthy(first), truthy(blank)));
+  }
+  if (f == "replace") {  // the method, with the keyword arguments always passed
+    const Value m = string_method(in, call, v.str, "replace");
+    if (args.empty() || args.back().kind != Kind::kwargs)
+      args.push_back(Value::object({}, Kind::kwargs));
+    return (*m.fn)(args, env);
+  }
+  in.fail(call, "unknown filter \"" + f + "\" for a string");
+}
+
+}  // namespace
+
 Value called_filter(Interpreter& in, const Value& v, const Node& call, const EnvPtr& env) {
   const std::string& f = call.a[0]->str;
   std::vector<Value> args = in.arguments(call.b, env);
   if (f == "tojson") return tojson(in, call, v, args);
-  if (f == "join") {
-    if (v.kind != Kind::string && !v.is_array())
-      in.fail(call, std::string("cannot join ") + type_name(v.kind));
-    const Value sep = arg(args, 0, "separator", Value::string(""));
-    if (sep.kind != Kind::string) in.fail(call, "join separator must be a string");
-    std::string out;
-    if (v.kind == Kind::string) {
-      const auto chars = code_points(v.str);
-      for (size_t i = 0; i < chars.size(); ++i) out += (i ? sep.str : "") + chars[i];
-    } else {
-      for (size_t i = 0; i < v.items->size(); ++i)
-        out += (i ? sep.str : "") + join_part_value((*v.items)[i]);
-    }
-    in.check_size(call, out.size());
-    return Value::string(std::move(out));
-  }
-  if (f == "int" || f == "float") {
-    const bool is_int = f == "int";
-    const Value fallback = arg(args, 0, "default", is_int ? Value::integer(0) : Value::floating(0));
-    if (v.kind == Kind::string) {
-      const double x = is_int ? js_parse_int(v.str) : js_parse_float(v.str);
-      return std::isnan(x) ? fallback : (is_int ? Value::integer(x) : Value::floating(x));
-    }
-    if (v.is_number()) return v;
-    if (v.kind == Kind::boolean)
-      return is_int ? Value::integer(v.boolean) : Value::floating(v.boolean);
-    in.fail(call, "cannot apply filter \"" + f + "\" to " + type_name(v.kind));
-  }
-  if (f == "default") {
-    const size_t positional = args.size() - (!args.empty() && args.back().kind == Kind::kwargs);
-    const Value fallback = positional > 0 ? args[0] : Value::string("");
-    const Value boolean = arg(args, 1, "boolean", Value::from_bool(false));
-    if (boolean.kind != Kind::boolean) in.fail(call, "default's boolean flag must be a boolean");
-    if (v.kind == Kind::undefined || (boolean.boolean && !truthy(v))) return fallback;
-    return v;
-  }
+  if (f == "join") return join_filter(in, call, v, args);
+  if (f == "int" || f == "float") return number_filter(in, call, f == "int", v, args);
+  if (f == "default") return default_filter(in, call, v, args);
   if (v.is_array()) return list_filter(in, call, f, v, args, env);
-  if (v.kind == Kind::string) {
-    if (f == "indent") {
-      const Value width = arg(args, 0, "width", Value::integer(4));
-      if (width.kind != Kind::integer || width.number < 0 || width.number > 1024)
-        in.fail(call, "indent width must be a small integer");
-      const Value first = arg(args, 1, "first", Value::from_bool(false));
-      const Value blank = arg(args, 2, "blank", Value::from_bool(false));
-      return Value::string(indent_text(v.str, std::string(static_cast<size_t>(width.number), ' '),
-                                       truthy(first), truthy(blank)));
-    }
-    if (f == "replace") {
-      const Value m = string_method(in, call, v.str, "replace");
-      if (args.empty() || args.back().kind != Kind::kwargs)
-        args.push_back(Value::object({}, Kind::kwargs));
-      return (*m.fn)(args, env);
-    }
-    in.fail(call, "unknown filter \"" + f + "\" for a string");
-  }
+  if (v.kind == Kind::string) return string_filter(in, call, f, v, args, env);
   if (v.is_object()) {
     const Value m = object_method(in, call, v, f);
     if (m.kind != Kind::function) in.fail(call, "unknown filter \"" + f + "\" for a mapping");
