@@ -220,7 +220,7 @@ end
     R"T({% for k in d %}{{ k }};{% endfor %})T",
     R"T({% for x in xs %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 3 %}{% break %}{% endif %}{{ x }}{% endfor %})T",
     R"T({% for x in xs %}{% for y in xs %}{{ loop.index }}{% endfor %}|{{ loop.index }}{% endfor %})T",
-    R"T({% for i in range(3) %}{{ i }}{% endfor %}{% for i in range(1, 7, 2) %}{{ i }}{% endfor %}{% for i in range(5, 0, -2) %}{{ i }}{% endfor %})T",
+    R"T({{ range() }}{% for i in range(3) %}{{ i }}{% endfor %}{% for i in range(1, 7, 2) %}{{ i }}{% endfor %}{% for i in range(5, 0, -2) %}{{ i }}{% endfor %})T",
     R"T({% set ns = namespace(n=0, s='') %}{% for x in xs %}{% set ns.n = ns.n + x %}{% set ns.s = ns.s ~ x %}{% endfor %}{{ ns.n }} {{ ns.s }})T",
     R"T({% set x = 1 %}{% for y in xs %}{% set x = y %}{% endfor %}{{ x }})T",
     R"T({% set a, b = [1, 2] %}{{ a }}{{ b }}{% set c %}block {{ a }}{% endset %}[{{ c }}])T",

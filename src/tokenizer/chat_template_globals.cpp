@@ -180,7 +180,8 @@ Value make_namespace(Interpreter& in, const Node& at, std::vector<Value>& args) 
 Value range(Interpreter& in, const Node& at, const std::vector<Value>& args) {
   for (const Value& a : args)
     if (!a.is_number()) in.fail(at, "range() needs integer arguments");
-  if (args.empty() || args.size() > 3) in.fail(at, "range() takes 1 to 3 arguments");
+  if (args.empty()) return Value::array({});  // the reference: 0 < undefined is false
+  if (args.size() > 3) in.fail(at, "range() takes at most 3 arguments");
   double start = 0, stop = args[0].number, step = 1;
   if (args.size() > 1) {
     start = args[0].number;
