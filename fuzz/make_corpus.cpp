@@ -362,6 +362,32 @@ void tokenizer_json_seeds() {
         {"vocab", {{"?", 0}, {"_", 1}, {"a", 2}, {"##a", 3}, {"1", 4}, {"_a", 5}, {"aa", 6}}},
         {"merges", {"_ ##a", "a ##a"}}}}};
   put("tokenizer_json", "split_digits.json", split.dump(1));
+
+// Hand-written chat templates (ChatML-style, Llama-style, one per construct);
+// the real model templates are test-time downloads, not committed here.
+void chat_template_seeds() {
+  put("chat_template", "chatml.jinja",
+      "{%- for message in messages %}\n"
+      "    {{- '<|im_start|>' + message.role + '\\n' + (message.content or '') + '<|im_end|>\\n' }}\n"
+      "{%- endfor %}\n"
+      "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}\n");
+  put("chat_template", "llama-style.jinja",
+      "{{- bos_token }}{% set ns = namespace(sys='') %}\n"
+      "{% for m in messages if m.role == 'system' %}{% set ns.sys = m.content | trim %}{% endfor %}\n"
+      "{% for m in messages[1:] %}{{ '<|start_header_id|>' ~ m['role'] ~ '<|end_header_id|>\\n\\n' }}"
+      "{{ m.content | default('', true) | trim }}{% if m.tool_calls is defined %}"
+      "{{ m.tool_calls[0].function.arguments | tojson(indent=2) }}{% endif %}<|eot_id|>{% endfor %}\n");
+  put("chat_template", "thinking.jinja",
+      "{%- for message in messages[::-1] %}{%- set i = (messages|length - 1) - loop.index0 %}\n"
+      "{%- if message.content is string and '</think>' in message.content %}"
+      "{{ message.content.split('</think>')[-1].lstrip('\\n') }}{%- endif %}{%- endfor %}\n"
+      "{%- if enable_thinking is defined and enable_thinking is false %}<think>\\n\\n</think>{% endif %}");
+  put("chat_template", "macros.jinja",
+      "{% macro render(x, sep=', ') %}{% if x is mapping %}{% for k, v in x | items %}"
+      "{{ k }}={{ render(v) }}{{ sep if not loop.last }}{% endfor %}{% elif x is iterable and x is not "
+      "string %}[{{ x | join(sep) }}]{% else %}{{ x }}{% endif %}{% endmacro %}"
+      "{% for t in tools %}{{ render(t.function) }}{% else %}no tools{% endfor %}"
+      "{# a comment #}{{ raise_exception('stop') if messages | length > 99 }}");
 }
 
 }  // namespace
@@ -381,6 +407,8 @@ int main(int argc, char** argv) {
   manifest_seeds(tmp);
   tokenizer_seeds(tmp, argv[2]);
   tokenizer_json_seeds();
+
+  chat_template_seeds();
   std::printf("corpus written to %s\n", g_root.c_str());
   return 0;
 }

@@ -1,4 +1,4 @@
-// kiln tokenizer train | export | encode | decode | info
+// kiln tokenizer train | export | encode | decode | info | chat
 #include <time.h>
 
 #include <chrono>
@@ -16,6 +16,10 @@
 #include "tokenizer/tokenizer.h"
 
 namespace kiln::cli {
+
+// cmd_tokenizer_chat.cpp: `kiln tokenizer chat`.
+void add_tokenizer_chat(CLI::App& app, const std::shared_ptr<std::function<int()>>& chosen);
+
 namespace {
 
 constexpr const char* kTokenizerHelp =
@@ -261,6 +265,7 @@ std::function<int()> setup(CLI::App& app) {
     });
   }
 
+  add_tokenizer_chat(app, chosen);
   return [chosen]() { return (*chosen)(); };
 }
 
