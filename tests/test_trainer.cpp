@@ -101,6 +101,20 @@ pid_t spawn_kiln(std::vector<std::string> args, const std::string& stdout_path) 
   return pid;
 }
 
+// Waits (up to 30 s) until `metrics_path` logs `step`, sends `sig` to `pid` and
+// returns the exit status the run ended with (-1 unless it exited normally).
+int signal_after_step(pid_t pid, const std::string& metrics_path, int step, int sig) {
+  const std::string needle = "\"step\":" + std::to_string(step) + ",";
+  for (int i = 0; i < 3000; ++i) {
+    if (kiln::test::read_text_file(metrics_path).find(needle) != std::string::npos) break;
+    usleep(10000);
+  }
+  kill(pid, sig);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 }  // namespace
 
 TEST_F(Trainer, TrainsLogsAndCheckpoints) {
@@ -232,17 +246,7 @@ TEST_F(Trainer, ResumeIsBitwiseExactWithStatefulOptions) {
           spawn_kiln(base_args(part) + common + std::vector<std::string>{"--steps", "100000"},
                      dir + "/sigterm.out");
       ASSERT_GE(pid, 0);
-      const std::string metrics_path = dir + "/" + part + "/metrics.jsonl";
-      for (int i = 0; i < 600; ++i) {
-        if (kiln::test::read_text_file(metrics_path).find("\"step\":2,") != std::string::npos)
-          break;
-        usleep(10000);
-      }
-      kill(pid, SIGTERM);
-      int status = 0;
-      waitpid(pid, &status, 0);
-      ASSERT_TRUE(WIFEXITED(status));
-      ASSERT_EQ(WEXITSTATUS(status), 130);
+      ASSERT_EQ(signal_after_step(pid, dir + "/" + part + "/metrics.jsonl", 2, SIGTERM), 130);
     } else {
       r = run_kiln(base_args(part) + common + std::vector<std::string>{"--steps", "4"}, dir);
       ASSERT_EQ(r.code, 0) << r.err;
@@ -478,15 +482,7 @@ TEST_F(Trainer, SigintCheckpointsAndReports) {
   ASSERT_GE(pid, 0);
   // Wait until a few steps are logged, then interrupt.
   const std::string metrics_path = dir + "/sigint/metrics.jsonl";
-  for (int i = 0; i < 600; ++i) {
-    if (kiln::test::read_text_file(metrics_path).find("\"step\":3,") != std::string::npos) break;
-    usleep(50000);
-  }
-  kill(pid, SIGINT);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_EQ(signal_after_step(pid, metrics_path, 3, SIGINT), 130);
   const auto ckpts = list_checkpoints(dir + "/sigint");
   ASSERT_EQ(ckpts.size(), 1u);
   EXPECT_GE(ckpts.back().step, 3);
