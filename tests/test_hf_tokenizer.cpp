@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "io/token_shards.h"
 #include "run_kiln.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -227,6 +228,37 @@ TEST(HfTokenizer, CliEncodesDecodesAndDescribesModelDirs) {
   EXPECT_NE(r.err.find(qwen + "/tokenizer.json: token id at position 0 is out of range"),
             std::string::npos)
       << r.err;
+}
+
+// kiln data prepare with a model directory whose tokenizer has no BOS (Qwen3):
+// every document ends with EOS instead, and the 151,669-token vocabulary needs
+// uint32 shards. Ids of "Hello <|im_start|> world" (special token as text) are
+// transformers.js's, as in the test above; Qwen3's EOS (tokenizer_config.json's
+// eos_token "<|im_end|>") is 151645.
+TEST(HfTokenizer, DataPrepareEndsEachDocumentWithEosInUint32Shards) {
+  ensure_reference_installed();
+  const std::string dir = test::scratch_dir("hf_prepare");
+  test::write_text_file(dir + "/docs.txt",
+                        "Hello <|im_start|> world\n\nHello <|im_start|> world\n");
+  auto r = run_kiln({"data", "prepare", "--tokenizer", model_dir("qwen3"), "--input",
+                     dir + "/docs.txt", "--out", dir + "/ds", "--val-fraction", "0"},
+                    dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json manifest =
+      nlohmann::json::parse(test::read_text_file(dir + "/ds/manifest.json"));
+  EXPECT_EQ(manifest["dtype"], "uint32") << manifest.dump();
+  EXPECT_EQ(manifest["bos_per_document"], false);
+  EXPECT_EQ(manifest["eos_per_document"], true);
+  DatasetOptions all;
+  all.split = "all";
+  const TokenDataset ds = TokenDataset::open(dir + "/ds", all);
+  const std::vector<int32_t> doc = {9707, 82639, 318, 4906, 91, 29, 1879, 151645};
+  std::vector<int32_t> want = doc;
+  want.insert(want.end(), doc.begin(), doc.end());
+  ASSERT_EQ(ds.size(), int64_t(want.size()));
+  std::vector<int32_t> got(want.size());
+  ds.read(0, ds.size(), got.data());
+  EXPECT_EQ(got, want);
 }
 
 }  // namespace

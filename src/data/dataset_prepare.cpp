@@ -43,7 +43,7 @@ struct TextBatch {
 };
 
 struct TokenBatch {
-  std::vector<int32_t> tokens;        // all documents, each BOS-prefixed
+  std::vector<int32_t> tokens;        // all documents, each BOS-prefixed (or EOS-ended)
   std::vector<uint32_t> doc_lengths;  // tokens per document
 };
 
@@ -184,8 +184,12 @@ PrepareResult prepare_dataset(const PrepareOptions& options) {
   if (options.shard_tokens == 0) fail_input("--shard-tokens", "shard size must be positive");
   if (options.out_dir.empty()) fail_input("--out", "no output directory given");
   const auto tokenizer = load_tokenizer(options.tokenizer_path);
-  if (tokenizer->bos_id() < 0)
-    fail_input(options.tokenizer_path, "tokenizer has no BOS piece (documents start with BOS)");
+  // Documents start with BOS where the tokenizer has one (SentencePiece, Llama-3);
+  // otherwise each ends with EOS (Qwen's <|endoftext|> style has no BOS).
+  const bool bos_first = tokenizer->bos_id() >= 0;
+  if (!bos_first && tokenizer->eos_id() < 0)
+    fail_input(options.tokenizer_path, "tokenizer has neither a BOS nor an EOS piece",
+               "one of them to separate documents", "none");
   const std::vector<TextInput> files = expand_inputs(options.inputs, options.format);
   uint64_t total_bytes = 0;
   for (const auto& f : files) total_bytes += f.bytes;
@@ -243,7 +247,7 @@ PrepareResult prepare_dataset(const PrepareOptions& options) {
     pipeline.close_input();
   });
 
-  // Workers: documents -> BOS + ids.
+  // Workers: documents -> BOS + ids (or ids + EOS).
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&] {
@@ -253,7 +257,7 @@ PrepareResult prepare_dataset(const PrepareOptions& options) {
           TokenBatch out;
           out.doc_lengths.reserve(batch.docs.size());
           for (const std::string& doc : batch.docs) {
-            const std::vector<int32_t> ids = tokenizer->encode(doc, /*bos=*/true, /*eos=*/false);
+            const std::vector<int32_t> ids = tokenizer->encode(doc, bos_first, !bos_first);
             out.tokens.insert(out.tokens.end(), ids.begin(), ids.end());
             out.doc_lengths.push_back(static_cast<uint32_t>(ids.size()));
           }
@@ -305,7 +309,9 @@ PrepareResult prepare_dataset(const PrepareOptions& options) {
   manifest.vocab_size = tokenizer->vocab_size();
   manifest.dtype = dtype;
   manifest.bos_id = tokenizer->bos_id();
-  manifest.bos_per_document = true;
+  manifest.bos_per_document = bos_first;
+  manifest.eos_id = tokenizer->eos_id();
+  manifest.eos_per_document = !bos_first;
   manifest.tokenizer = {
       {"path", options.tokenizer_path},     {"format", tokenizer->format()},
       {"xxh64", tokenizer->checksum_hex()}, {"vocab_size", tokenizer->vocab_size()},

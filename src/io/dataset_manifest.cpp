@@ -49,6 +49,8 @@ nlohmann::json DatasetManifest::to_json() const {
   j["dtype"] = dtype_name(dtype);
   j["bos_id"] = bos_id;
   j["bos_per_document"] = bos_per_document;
+  j["eos_id"] = eos_id;
+  j["eos_per_document"] = eos_per_document;
   j["tokenizer"] = tokenizer;
   j["tokens"] = {{"train", this->tokens("train")}, {"val", this->tokens("val")}};
   j["documents"] = {{"train", documents("train")}, {"val", documents("val")}};
@@ -84,6 +86,8 @@ DatasetManifest DatasetManifest::from_json(const nlohmann::json& j, const std::s
                std::to_string(m.vocab_size));
   m.bos_id = j.value("bos_id", 1);
   m.bos_per_document = j.value("bos_per_document", true);
+  m.eos_id = j.value("eos_id", -1);
+  m.eos_per_document = j.value("eos_per_document", false);
   if (j.contains("tokenizer")) m.tokenizer = j["tokenizer"];
   if (j.contains("source")) m.source = j["source"];
   const auto& list = j.contains("shards") ? j["shards"] : nlohmann::json();

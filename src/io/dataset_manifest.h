@@ -18,9 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "io/token_shards.h"
-
 #include "io/file_util.h"  // hex64
+#include "io/token_shards.h"
 
 namespace kiln {
 
@@ -37,7 +36,9 @@ struct DatasetManifest {
   int64_t vocab_size = 0;
   TokenDType dtype = TokenDType::uint16;
   int32_t bos_id = 1;
-  bool bos_per_document = true;
+  bool bos_per_document = true;  // each document starts with BOS (SentencePiece, Llama)
+  int32_t eos_id = -1;
+  bool eos_per_document = false;  // each ends with EOS instead (tokenizers without BOS: Qwen)
   nlohmann::json tokenizer = nlohmann::json::object();  // "xxh64" is checked against a tokenizer
   nlohmann::json source = nlohmann::json::object();
   std::vector<ManifestShard> shards;
@@ -56,6 +57,5 @@ constexpr const char* kManifestName = "manifest.json";
 DatasetManifest read_manifest(const std::string& manifest_path);
 // Writes <dir>/manifest.json atomically.
 void write_manifest(const std::string& dir, const DatasetManifest& manifest);
-
 
 }  // namespace kiln
