@@ -16,7 +16,7 @@ RegisterCommand train_command(
        sub.add_option("--batch", o->batch, "Sequences per micro-batch (B)");
        sub.add_option("--seq", o->seq, "Tokens per sequence (T)");
        sub.add_option("--accum", o->accum, "Micro-batches per optimizer step");
-       sub.add_option("--steps", o->steps, "Optimizer steps");
+       sub.add_option("--steps", o->steps, "Optimizer steps (0: write the loaded model as step 0)");
        sub.add_option("--lr", o->lr, "Peak learning rate");
        sub.add_option("--warmup", o->warmup, "Linear warmup steps (default 5% of --steps)");
        sub.add_option("--min-lr-frac", o->min_lr_frac, "Cosine decays to this fraction of --lr");

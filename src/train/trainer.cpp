@@ -51,7 +51,8 @@ void validate_options(const TrainOptions& o) {
   if (o.batch <= 0) fail_input("--batch", "must be positive", "> 0", std::to_string(o.batch));
   if (o.seq <= 0) fail_input("--seq", "must be positive", "> 0", std::to_string(o.seq));
   if (o.accum <= 0) fail_input("--accum", "must be positive", "> 0", std::to_string(o.accum));
-  if (o.steps <= 0) fail_input("--steps", "must be positive", "> 0", std::to_string(o.steps));
+  // --steps 0 trains nothing: the loaded model is written as the step-0 checkpoint.
+  if (o.steps < 0) fail_input("--steps", "must not be negative", ">= 0", std::to_string(o.steps));
   require_finite_positive("--lr", o.lr, false);
   require_finite_positive("--weight-decay", o.weight_decay, true);
   require_finite_positive("--eps", o.eps, true);
