@@ -347,6 +347,18 @@ TEST_F(HfModels, BadDirectoriesExitTwoNamingFileAndTensor) {
          kiln::test::write_text_file(d + "/config.json", c.dump());
        },
        {"config.json", "use_sliding_window"}},
+      {"llama3 rope_scaling (not implemented in the step)",
+       [&](const std::string& d) {
+         write_hf_dir(d, hf_config(kLlama), hf_tensors(kLlama, 1));
+         nlohmann::json c = hf_config(kLlama);
+         c["rope_scaling"] = {{"rope_type", "llama3"},
+                              {"factor", 32.0},
+                              {"low_freq_factor", 1.0},
+                              {"high_freq_factor", 4.0},
+                              {"original_max_position_embeddings", 8192}};
+         kiln::test::write_text_file(d + "/config.json", c.dump());
+       },
+       {"config.json", "rope_scaling"}},
   };
   int i = 0;
   for (const Bad& bad : cases) {

@@ -1,5 +1,7 @@
 #include "io/hf_model_dir.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -138,6 +140,22 @@ void check_no_extra(const Shards& s, const ModelConfig& c, const ParamLayout& la
   }
 }
 
+// A zeroed buffer of n floats backed by transparent huge pages where the kernel
+// allows it: the buffer is reserved (not yet touched), advised, then filled. For a
+// Qwen2.5-0.5B-sized model (2 GB of fp32) first-touch page faults with 4 KiB pages
+// were the largest part of the load time (7 s of a bare zero fill on the test VM,
+// 3.7 s with huge pages).
+void allocate_zeroed(std::vector<float>* v, size_t n) {
+  v->reserve(n);
+  const uintptr_t huge = uintptr_t(2) << 20;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(v->data()) + huge - 1) & ~(huge - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(v->data() + n) & ~(huge - 1);
+#ifdef MADV_HUGEPAGE
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);  // a hint
+#endif
+  v->resize(n);
+}
+
 }  // namespace
 
 bool is_hf_model_dir(const std::string& dir) {
@@ -152,7 +170,7 @@ HfModel load_hf_model_dir(const std::string& dir) {
   m.config = load_config_file((fs::path(dir) / "config.json").string());
   const ParamLayout layout(m.config);
   const Shards shards = open_shards(dir);
-  m.params.assign(size_t(layout.total()), 0.0f);
+  allocate_zeroed(&m.params, size_t(layout.total()));
   for (const ParamInfo& p : layout.params()) read_tensor(shards, p, m.params.data() + p.offset);
   check_no_extra(shards, m.config, layout, m.params.data());
   return m;
