@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -206,6 +207,28 @@ TEST(Config, UnimplementedHuggingFaceFieldsAreNamed) {
   nlohmann::json j = nlohmann::json::parse(kLlama32Json);
   j.merge_patch({{"model_type", "mistral"}, {"sliding_window", 131072}});
   EXPECT_EQ(config_from_json(j, "config.json").model_type, "mistral");
+}
+
+// Llama 3.2's rope_scaling (factor 32, low 1, high 4, original 8192; theta 5e5,
+// D 64): pair i has f = 5e5^(-i/32) and wavelength w = 2 pi / f.
+//   i = 0, 8: w = 6.28, 167 < 8192 / 4: kept.
+//   i = 16: f = 1/sqrt(5e5) = sqrt(2)/1000, w = 1000 pi sqrt(2) = 4442.88 in
+//           [2048, 8192]: s = (8192 / w - 1) / 3, f' = f ((1 - s) / 32 + s).
+//   i = 20, 31: w = 22911, 2.08e6 > 8192: f / 32.
+TEST(Config, Llama3RopeScalingFrequencies) {
+  ModelConfig c;
+  ASSERT_TRUE(find_preset("llama-3.2-1b", &c));
+  const RopeParams rope = c.rope();
+  const double f16 = std::sqrt(2.0) / 1000, w16 = 1000 * M_PI * std::sqrt(2.0);
+  const double s16 = (8192 / w16 - 1) / 3;
+  EXPECT_DOUBLE_EQ(rope.inv_freq(0, 64), 1.0);
+  EXPECT_NEAR(rope.inv_freq(8, 64), 0.03760603093086393, 1e-15);
+  EXPECT_NEAR(rope.inv_freq(16, 64), f16 * ((1 - s16) / 32 + s16), 1e-15);
+  EXPECT_NEAR(rope.inv_freq(16, 64), 4.2955679655936815e-4, 1e-15);
+  EXPECT_NEAR(rope.inv_freq(20, 64), 2.742481756762073e-4 / 32, 1e-17);
+  EXPECT_NEAR(rope.inv_freq(31, 64), 3.013858152139171e-06 / 32, 1e-19);
+  // Without scaling: theta^(-2i/D) exactly as before.
+  EXPECT_EQ(RopeParams(500000.0).inv_freq(16, 64), std::pow(500000.0, -2.0 * 16 / 64));
 }
 
 TEST(ParamLayout, CountsMatchAndNamesAreHuggingFace) {

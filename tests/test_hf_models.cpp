@@ -54,6 +54,12 @@ nlohmann::json hf_config(const Arch& a) {
                       {"rope_theta", 1000000.0},
                       {"tie_word_embeddings", a.tied},
                       {"hidden_act", "silu"}};
+  if (a.model_type == "llama")  // as Llama 3.2
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", 32.0},
+                         {"low_freq_factor", 1.0},
+                         {"high_freq_factor", 4.0},
+                         {"original_max_position_embeddings", 8192}};
   if (a.model_type == "qwen2") {
     j["use_sliding_window"] = false;
     j["sliding_window"] = 64;
@@ -215,6 +221,7 @@ TEST_F(HfModels, RoundTripThroughTrainStepsZeroIsBitExact) {
     EXPECT_EQ(cfg["head_dim"], a.head_dim);
     EXPECT_EQ(cfg["tie_word_embeddings"], a.tied);
     EXPECT_EQ(cfg["attention_bias"], a.bias);
+    EXPECT_EQ(cfg["rope_scaling"], hf_config(a)["rope_scaling"]);
   }
 }
 
@@ -347,18 +354,6 @@ TEST_F(HfModels, BadDirectoriesExitTwoNamingFileAndTensor) {
          kiln::test::write_text_file(d + "/config.json", c.dump());
        },
        {"config.json", "use_sliding_window"}},
-      {"llama3 rope_scaling (not implemented in the step)",
-       [&](const std::string& d) {
-         write_hf_dir(d, hf_config(kLlama), hf_tensors(kLlama, 1));
-         nlohmann::json c = hf_config(kLlama);
-         c["rope_scaling"] = {{"rope_type", "llama3"},
-                              {"factor", 32.0},
-                              {"low_freq_factor", 1.0},
-                              {"high_freq_factor", 4.0},
-                              {"original_max_position_embeddings", 8192}};
-         kiln::test::write_text_file(d + "/config.json", c.dump());
-       },
-       {"config.json", "rope_scaling"}},
   };
   int i = 0;
   for (const Bad& bad : cases) {

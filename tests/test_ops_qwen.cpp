@@ -97,6 +97,35 @@ TEST(OpsQwen, HeadRmsNormForwardAndBackwardMatchOracle) {
   }
 }
 
+// RoPE with llama3 scaling: the CPU tables (RopeParams::inv_freq) against the
+// oracle's own recipe, forward and backward, positions up to 700 > original 512.
+TEST(OpsQwen, Llama3ScaledRopeMatchesOracle) {
+  CpuBackend backend;
+  const int B = 2, T = 350, H = 4, Hkv = 2, D = 6, pos0 = 350;
+  const RopeParams rope(10000.0, {8.0, 1.0, 4.0, 512});
+  const std::vector<float> qkv = random_floats(int64_t(B) * T * (H + 2 * Hkv) * D, 31);
+  for (bool inverse : {false, true}) {
+    std::vector<float> got = qkv;
+    Vec want = ref::to_double(qkv);
+    if (inverse) {
+      backend.rope_backward(got.data(), B, T, H, Hkv, D, rope, pos0);
+      ref::rope_backward(want, B, T, H, Hkv, D, rope, pos0);
+    } else {
+      backend.rope_forward(got.data(), B, T, H, Hkv, D, rope, pos0);
+      ref::rope_forward(want, B, T, H, Hkv, D, rope, pos0);
+    }
+    // fp32 cos/sin of an angle up to 700 rad: rounding of the angle ~ 700 u.
+    expect_close(got, want, 700, inverse ? "rope backward" : "rope forward");
+  }
+  // The three pairs of D = 6 are kept, interpolated and divided by 8, as in the recipe.
+  EXPECT_EQ(rope.inv_freq(0, D), 1.0);
+  EXPECT_NEAR(rope.inv_freq(2, D), std::pow(10000.0, -4.0 / 6) / 8, 1e-18);
+  const double f1 = std::pow(10000.0, -2.0 / 6), s1 = (512 * f1 / (2 * M_PI) - 1) / 3;
+  EXPECT_NEAR(rope.inv_freq(1, D), f1 * ((1 - s1) / 8 + s1), 1e-16);
+  EXPECT_GT(s1, 0.0);
+  EXPECT_LT(s1, 1.0);
+}
+
 TEST(OpsQwen, ResultsDoNotDependOnTheThreadCount) {
   const Heads s{256, 16, 8, 128};
   const std::vector<float> x = random_floats(s.N * s.width(), 21), w = random_floats(s.D, 22);

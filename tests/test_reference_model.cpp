@@ -145,10 +145,12 @@ INSTANTIATE_TEST_SUITE_P(GqaAndTying, ReferenceModelGradient,
                                   (info.param.tied ? "_tied" : "_untied");
                          });
 
-// The Qwen extras in the whole-model oracle: q/k/v biases with GQA 7:1 (Qwen2) and
-// per-head q/k norms with head_dim != dim / n_heads (Qwen3), every element by FD.
+// The Qwen extras in the whole-model oracle: q/k/v biases with GQA 7:1 (Qwen2),
+// per-head q/k norms with head_dim != dim / n_heads (Qwen3), and llama3 rope_scaling,
+// every element by FD.
 TEST(ReferenceModel, QwenShapedGradientsMatchFiniteDifferences) {
-  for (const ModelConfig& config : {qwen2_tiny_config(), qwen3_tiny_config()}) {
+  for (const ModelConfig& config :
+       {qwen2_tiny_config(), qwen3_tiny_config(), llama3_tiny_config()}) {
     SCOPED_TRACE(config.name);
     check_by_finite_differences(strong_model(config, 4), fd_batch(config, 6));
     ModelConfig untied = config;

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "core/dtype.h"
+#include "model/config.h"
 
 namespace kiln {
 
@@ -114,14 +115,15 @@ class Backend {
 
   // --- RoPE (rotate-half, as Hugging Face Llama) ----------------------------------
   // In place on the q and k heads of qkv [B, T, (H + 2*Hkv) * D]; token t has position
-  // pos0 + t. For i < D/2, angle = pos * theta^(-2i/D):
+  // pos0 + t. For i < D/2, angle = pos * rope.inv_freq(i, D) (theta^(-2i/D), or its
+  // llama3 rescaling: model/config.h):
   //   x[i]       <- x[i] cos - x[i + D/2] sin
   //   x[i + D/2] <- x[i + D/2] cos + x[i] sin
-  virtual void rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, double theta,
+  virtual void rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
                             int pos0) = 0;
   // The transpose (inverse rotation) applied in place to dq and dk inside dqkv.
-  virtual void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, double theta,
-                             int pos0) = 0;
+  virtual void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D,
+                             const RopeParams& rope, int pos0) = 0;
 
   // --- causal GQA attention ----------------------------------------------------
   // out[B, T, H*D] (=) softmax(q k^T / sqrt(D) + causal mask) v, per head;

@@ -86,10 +86,12 @@ void ProfilingBackend::head_rmsnorm_backward(float* d, float* dqw, float* dkw, c
   timed("head rmsnorm bwd", 0,
         [&] { inner_.head_rmsnorm_backward(d, dqw, dkw, x, qw, kw, r, N, H, Hkv, D); });
 }
-void ProfilingBackend::rope_forward(float* q, int B, int T, int H, int Hkv, int D, double th, int p) {
+void ProfilingBackend::rope_forward(float* q, int B, int T, int H, int Hkv, int D, const RopeParams& th,
+                                    int p) {
   timed("rope fwd", 0, [&] { inner_.rope_forward(q, B, T, H, Hkv, D, th, p); });
 }
-void ProfilingBackend::rope_backward(float* q, int B, int T, int H, int Hkv, int D, double th, int p) {
+void ProfilingBackend::rope_backward(float* q, int B, int T, int H, int Hkv, int D, const RopeParams& th,
+                                     int p) {
   timed("rope bwd", 0, [&] { inner_.rope_backward(q, B, T, H, Hkv, D, th, p); });
 }
 void ProfilingBackend::attention_forward(float* o, float* l, const float* q, int B, int T, int H, int Hkv, int D) {

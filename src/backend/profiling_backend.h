@@ -52,9 +52,9 @@ class ProfilingBackend final : public Backend {
   void head_rmsnorm_backward(float* dqkv, float* dq_weight, float* dk_weight, const float* qkv,
                              const float* q_weight, const float* k_weight, const float* rstd,
                              int64_t N, int H, int Hkv, int D) override;
-  void rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, double theta,
+  void rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
                     int pos0) override;
-  void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, double theta,
+  void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
                      int pos0) override;
   void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int Hkv,
                          int D) override;

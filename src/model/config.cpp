@@ -182,6 +182,28 @@ double ModelConfig::train_flops_per_token(int T) const {
   return 3.0 * forward;
 }
 
+RopeParams ModelConfig::rope() const { return RopeParams(rope_theta, rope_scaling); }
+
+double RopeParams::inv_freq(int i, int D) const {
+  const double f = std::pow(theta, -2.0 * i / D);
+  if (scaling.factor == 0) return f;
+  const double pi = 3.14159265358979323846;
+  const double original = scaling.original_max_position_embeddings;
+  const double wavelen = 2 * pi / f;
+  if (wavelen < original / scaling.high_freq_factor) return f;  // high frequencies kept
+  if (wavelen > original / scaling.low_freq_factor) return f / scaling.factor;  // low: scaled
+  const double s = (original / wavelen - scaling.low_freq_factor) /
+                   (scaling.high_freq_factor - scaling.low_freq_factor);
+  return (1 - s) * f / scaling.factor + s * f;  // medium: interpolated
+}
+
+bool RopeParams::same_as(const RopeParams& o) const {
+  return theta == o.theta && scaling.factor == o.scaling.factor &&
+         scaling.low_freq_factor == o.scaling.low_freq_factor &&
+         scaling.high_freq_factor == o.scaling.high_freq_factor &&
+         scaling.original_max_position_embeddings == o.scaling.original_max_position_embeddings;
+}
+
 std::vector<std::string> preset_names() {
   std::vector<std::string> names;
   for (const auto& p : presets()) names.push_back(p.name);

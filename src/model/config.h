@@ -7,6 +7,8 @@
 
 namespace kiln {
 
+struct RopeParams;
+
 struct ModelConfig {
   int dim = 0;          // C: width of the residual stream
   int n_layers = 0;     // L
@@ -34,6 +36,7 @@ struct ModelConfig {
   std::string name;  // preset name or file it came from, for reports
 
   bool has_rope_scaling() const { return rope_scaling.factor != 0; }
+  RopeParams rope() const;  // theta and rope_scaling, as the rope ops take them
 
   int q_dim() const { return n_heads * head_dim; }      // H * D
   int kv_dim() const { return n_kv_heads * head_dim; }  // Hkv * D
@@ -47,6 +50,23 @@ struct ModelConfig {
   // Matmul FLOPs of one training step per token (forward + backward = 3 x forward),
   // with causal attention over T tokens counted as half of the full T x T.
   double train_flops_per_token(int T) const;
+};
+
+// RoPE frequencies as the backend's rope ops take them: theta and, when
+// scaling.factor > 0, Llama 3's rescaling. Implicit from a plain theta.
+struct RopeParams {
+  double theta = 10000.0;
+  ModelConfig::RopeScaling scaling;             // factor 0: none
+  RopeParams(double theta_) : theta(theta_) {}  // NOLINT: implicit on purpose
+  RopeParams(double theta_, const ModelConfig::RopeScaling& scaling_)
+      : theta(theta_), scaling(scaling_) {}
+  // Frequency of pair i < D/2: f = theta^(-2i/D); with llama3 scaling, wavelength
+  // w = 2 pi / f against the original context O: w < O / high_freq_factor keeps f,
+  // w > O / low_freq_factor gives f / factor, and in between
+  // (1 - s) f / factor + s f with s = (O / w - low_freq_factor) / (high - low).
+  double inv_freq(int i, int D) const;
+  // Identity of the frequency table (for caching tables).
+  bool same_as(const RopeParams& o) const;
 };
 
 // Presets: stories260K, stories15M, stories42M, stories110M, qwen2.5-0.5b,

@@ -16,10 +16,6 @@ ModelStep::ModelStep(Backend& backend, const ModelConfig& config, int B, int T)
   if (T > config.max_seq_len)
     fail_input("--seq", "sequence length exceeds the model's max_seq_len",
                "<= " + std::to_string(config.max_seq_len), std::to_string(T));
-  if (config.has_rope_scaling())
-    fail_input(config.name, "rope_scaling (llama3) is not implemented in the training step",
-               "rope_scaling null",
-               "rope_scaling factor " + std::to_string(config.rope_scaling.factor));
   const int64_t N = int64_t(B) * T, C = config.dim, F = config.hidden_dim, L = config.n_layers;
   const int64_t QKV = config.qkv_dim(), Q = config.q_dim();
   const size_t f = sizeof(float), c = dtype_size(dt_);
@@ -162,7 +158,7 @@ float ModelStep::forward(const WeightsView& w, const int32_t* tokens, const int3
     if (config_.qk_norm)
       backend_.head_rmsnorm_forward(qkv_[l], qk_rstd_[l], qkv, w.params + o.q_norm,
                                     w.params + o.k_norm, N, H, Hkv, D, eps);
-    backend_.rope_forward(qkv_[l], B_, T_, H, Hkv, D, config_.rope_theta, 0);
+    backend_.rope_forward(qkv_[l], B_, T_, H, Hkv, D, config_.rope(), 0);
     backend_.attention_forward(att_[l], lse_[l], qkv_[l], B_, T_, H, Hkv, D);
     if (att_c_[l] != att_[l]) backend_.cast(att_c_[l], dt_, att_[l], N * Q);
     backend_.copy(res_mid_[l], res_[l], N * C * sizeof(float));
@@ -232,7 +228,7 @@ void ModelStep::backward(const WeightsView& w, float* grads) {
     backend_.matmul(grads + o.wo, d_res_c_, att_c_[l], dt_, C, Q, N, true, false, true);
     backend_.matmul(d_att_, d_res_c_, compute_weight(w, o.wo), dt_, N, Q, C, false, false, false);
     backend_.attention_backward(dqkv_, d_att_, qkv_[l], att_[l], lse_[l], B_, T_, H, Hkv, D);
-    backend_.rope_backward(dqkv_, B_, T_, H, Hkv, D, config_.rope_theta, 0);
+    backend_.rope_backward(dqkv_, B_, T_, H, Hkv, D, config_.rope(), 0);
     if (config_.qk_norm)  // dqkv: d(normed q, k) -> d(q, k before the norm)
       backend_.head_rmsnorm_backward(dqkv_, grads + o.q_norm, grads + o.k_norm, qkv_pre_[l],
                                      w.params + o.q_norm, w.params + o.k_norm, qk_rstd_[l], N, H,

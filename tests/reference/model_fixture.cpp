@@ -47,6 +47,15 @@ ModelConfig qwen3_tiny_config() {
   return c;
 }
 
+ModelConfig llama3_tiny_config() {
+  ModelConfig c = tiny_config(4, 2, false);
+  c.name = "tiny-llama3";
+  c.head_dim = 8;
+  c.rope_scaling = {8.0, 1.0, 8.0, 100};
+  c.validate(c.name);
+  return c;
+}
+
 std::vector<float> init_float_params(const ModelConfig& config, uint64_t seed) {
   ParamLayout layout(config);
   std::vector<float> params(layout.total());

@@ -129,7 +129,21 @@ void rmsnorm_backward(Vec& dx, double* dw, const Vec& dy, const Vec& x, const do
 // Rotate the q and k heads (the first H + Hkv heads of each packed row) of
 // position t by angle t * theta^(-2i/D) on the pair (i, i + D/2). sign = +1 is the
 // forward rotation; sign = -1 the inverse (= transpose), which is the backward.
-void rope_apply(Vec& qkv, const Dims& d, double theta, double sign) {
+// With llama3 rope_scaling the frequency is rescaled by its wavelength 2 pi / f
+// against the original context O: f / factor beyond O / low_freq_factor, f below
+// O / high_freq_factor, linear in O / wavelength between (Llama 3's recipe).
+double scaled_frequency(const ModelConfig& c, int i, int D) {
+  const double f = std::pow(c.rope_theta, -2.0 * i / D);
+  if (!c.has_rope_scaling()) return f;
+  const auto& r = c.rope_scaling;
+  const double ratio = r.original_max_position_embeddings * f / (2 * M_PI);  // O / wavelength
+  if (ratio > r.high_freq_factor) return f;
+  if (ratio < r.low_freq_factor) return f / r.factor;
+  const double smooth = (ratio - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+  return f * (smooth + (1 - smooth) / r.factor);
+}
+
+void rope_apply(Vec& qkv, const Dims& d, const ModelConfig& c, double sign) {
   const int half = d.D / 2;
   for (int b = 0; b < d.B; ++b)
     for (int t = 0; t < d.T; ++t) {
@@ -137,7 +151,7 @@ void rope_apply(Vec& qkv, const Dims& d, double theta, double sign) {
       for (int head = 0; head < d.H + d.Hkv; ++head) {
         double* x = row + int64_t(head) * d.D;
         for (int i = 0; i < half; ++i) {
-          const double angle = t * std::pow(theta, -2.0 * i / d.D);
+          const double angle = t * scaled_frequency(c, i, d.D);
           const double c = std::cos(angle), s = sign * std::sin(angle);
           const double a = x[i], bb = x[i + half];
           x[i] = a * c - bb * s;
@@ -347,7 +361,7 @@ Acts forward(const RefModel& m, const std::vector<int32_t>& tokens, const Dims& 
       head_norm_forward(la.qkv, la.rstd_qk, P + named(m, l, "q_norm.weight"),
                         P + named(m, l, "k_norm.weight"), d, c.norm_eps);
     }
-    rope_apply(la.qkv, d, c.rope_theta, +1.0);
+    rope_apply(la.qkv, d, c, +1.0);
     attention_forward(la.att, la.probs, la.qkv, d);
     Vec y;
     linear_forward(y, la.att, P + o.wo, d.N, d.HD, d.C);
@@ -401,7 +415,7 @@ void backward(const RefModel& m, const std::vector<int32_t>& tokens, const Dims&
     linear_backward(datt, G + o.wo, dx, la.att, P + o.wo, d.N, d.HD, d.C);
     Vec dqkv(d.N * d.QKV, 0.0);
     attention_backward(dqkv, datt, la.qkv, la.probs, d);
-    rope_apply(dqkv, d, m.config.rope_theta, -1.0);
+    rope_apply(dqkv, d, m.config, -1.0);
     if (m.config.qk_norm) {
       const int64_t qn = named(m, l, "q_norm.weight"), kn = named(m, l, "k_norm.weight");
       head_norm_backward(dqkv, G + qn, G + kn, la.qkv_pre, la.rstd_qk, P + qn, P + kn, d);

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/config.h"
+
 namespace kiln::ref {
 
 using Vec = std::vector<double>;
@@ -34,8 +36,12 @@ void head_rmsnorm_backward(Vec& dqkv, Vec& dq_weight, Vec& dk_weight, const Vec&
                            const Vec& q_weight, const Vec& k_weight, const Vec& rstd, int64_t N,
                            int H, int Hkv, int D);
 
-void rope_forward(Vec& qkv, int B, int T, int H, int Hkv, int D, double theta, int pos0);
-void rope_backward(Vec& dqkv, int B, int T, int H, int Hkv, int D, double theta, int pos0);
+// RoPE with the frequencies of `rope` (theta, optional llama3 scaling), computed
+// here from the recipe, not by RopeParams::inv_freq.
+void rope_forward(Vec& qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope, int pos0);
+void rope_backward(Vec& dqkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
+                   int pos0);
+double rope_frequency(const RopeParams& rope, int i, int D);
 
 // Materialises the full score matrix (it is the oracle; memory does not matter here).
 void attention_forward(Vec& out, Vec& lse, const Vec& qkv, int B, int T, int H, int Hkv, int D);

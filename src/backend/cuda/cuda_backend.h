@@ -33,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -113,9 +114,9 @@ class CudaBackend final : public Backend {
   void head_rmsnorm_backward(float* dqkv, float* dq_weight, float* dk_weight, const float* qkv,
                              const float* q_weight, const float* k_weight, const float* rstd,
                              int64_t N, int H, int Hkv, int D) override;
-  void rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, double theta,
+  void rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
                     int pos0) override;
-  void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, double theta,
+  void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
                      int pos0) override;
   void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int Hkv,
                          int D) override;
@@ -173,9 +174,9 @@ class CudaBackend final : public Backend {
   void* scratch(ScratchSlot slot, size_t bytes);
   // The RoPE cos/sin table [positions, D/2] on the device for (D, theta), grown to
   // hold at least `positions` rows (an upload; refused while capturing).
-  const float* rope_table(int D, double theta, int positions, const float** sin_table);
-  void rope(const char* op, float* qkv, int B, int T, int H, int Hkv, int D, double theta, int pos0,
-            bool inverse);
+  const float* rope_table(int D, const RopeParams& rope, int positions, const float** sin_table);
+  void rope(const char* op, float* qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
+            int pos0, bool inverse);
   // Launch-configuration helper: blocks for a grid-stride loop over n items.
   unsigned grid_for(int64_t n, int threads) const;
   void check_launch(const char* op) const;
@@ -201,7 +202,8 @@ class CudaBackend final : public Backend {
     float* cos = nullptr;  // [positions, D/2]
     float* sin = nullptr;
   };
-  std::map<std::pair<int, double>, RopeTable> rope_tables_;
+  // (D, theta, llama3 factor, low, high, original context) -> table
+  std::map<std::tuple<int, double, double, double, double, int>, RopeTable> rope_tables_;
 
   // Graph state (cuda_graph.cpp).
   struct StagedInput {
