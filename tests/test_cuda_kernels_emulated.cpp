@@ -32,6 +32,7 @@
 #include "backend/cuda/embedding_kernels.cuh"
 #include "backend/cuda/gemm_layout.h"
 #include "backend/cuda/optimizer_kernels.cuh"
+#include "backend/cuda/qwen_kernels.cuh"
 #include "backend/cuda/rmsnorm_kernels.cuh"
 #include "core/rng.h"
 #include "reference/compare.h"
@@ -320,6 +321,54 @@ TEST(CudaKernelsEmulated, RmsNorm) {
     expect_close(dx, want_dx, DType::f32, std::sqrt(double(C)) + 8, 8.0, "rmsnorm dx");
     expect_close(dw, want_dw, DType::f32, std::sqrt(32.0) + 8, 8.0, "rmsnorm dweight");
   }
+}
+
+TEST(CudaKernelsEmulated, QwenBiasAndHeadRmsNorm) {
+  using namespace qwen_kernels;
+  const int64_t N = 13;
+  const int H = 7, Hkv = 1, D = 6, W = (H + 2 * Hkv) * D;
+  const std::vector<float> y0 = random_floats(N * W, 41), b = random_floats(W, 42);
+  std::vector<float> y = y0;
+  emu::launch(3, 64, 0, bias_forward_kernel, y.data(), static_cast<const float*>(b.data()), N, W);
+  Vec want = ref::to_double(y0);
+  ref::bias_forward(want, ref::to_double(b), N, W);
+  expect_close(y, want, DType::f32, 1, 8.0, "bias forward");
+  const std::vector<float> dy = random_floats(N * W, 43), db0 = random_floats(W, 44);
+  std::vector<float> db = db0;
+  emu::launch(2, 32, 0, bias_backward_kernel, db.data(), static_cast<const float*>(dy.data()), N,
+              W);
+  Vec want_db = ref::to_double(db0);
+  ref::bias_backward(want_db, ref::to_double(dy), N, W);
+  expect_close(db, want_db, DType::f32, double(N) + 1, 8.0, "bias backward");
+
+  const float eps = 1e-6f;
+  const std::vector<float> x = random_floats(N * W, 45, 2.0), qw = random_floats(D, 46),
+                           kw = random_floats(D, 47);
+  std::vector<float> out(size_t(N * W), kNaN), rstd(size_t(N * (H + Hkv)), kNaN);
+  emu::launch(3, 32, 0, head_rmsnorm_forward_kernel, out.data(), rstd.data(),
+              static_cast<const float*>(x.data()), static_cast<const float*>(qw.data()),
+              static_cast<const float*>(kw.data()), N, H, Hkv, D, eps);
+  Vec want_out, want_rstd;
+  ref::head_rmsnorm_forward(want_out, want_rstd, ref::to_double(x), ref::to_double(qw),
+                            ref::to_double(kw), N, H, Hkv, D, eps);
+  expect_close(out, want_out, DType::f32, std::sqrt(double(D)) + 4, 8.0, "head rmsnorm out");
+  expect_close(rstd, want_rstd, DType::f32, std::sqrt(double(D)) + 4, 8.0, "head rmsnorm rstd");
+
+  const std::vector<float> g0 = random_floats(N * W, 48), dqw0 = random_floats(D, 49),
+                           dkw0 = random_floats(D, 50);
+  std::vector<float> g = g0, dqw = dqw0, dkw = dkw0;
+  emu::launch(1, 32, 0, head_rmsnorm_dweight_kernel, dqw.data(), dkw.data(),
+              static_cast<const float*>(g.data()), static_cast<const float*>(x.data()),
+              static_cast<const float*>(rstd.data()), N, H, Hkv, D);
+  emu::launch(2, 32, 0, head_rmsnorm_dx_kernel, g.data(), static_cast<const float*>(x.data()),
+              static_cast<const float*>(qw.data()), static_cast<const float*>(kw.data()),
+              static_cast<const float*>(rstd.data()), N, H, Hkv, D);
+  Vec want_g = ref::to_double(g0), want_dqw = ref::to_double(dqw0), want_dkw = ref::to_double(dkw0);
+  ref::head_rmsnorm_backward(want_g, want_dqw, want_dkw, ref::to_double(x), ref::to_double(qw),
+                             ref::to_double(kw), ref::to_double(rstd), N, H, Hkv, D);
+  expect_close(g, want_g, DType::f32, std::sqrt(double(D)) + 8, 8.0, "head rmsnorm dx");
+  expect_close(dqw, want_dqw, DType::f32, double(N * H) + 8, 8.0, "head rmsnorm dq_weight");
+  expect_close(dkw, want_dkw, DType::f32, double(N * Hkv) + 8, 8.0, "head rmsnorm dk_weight");
 }
 
 TEST(CudaKernelsEmulated, GlobalNormAndAdamW) {

@@ -85,11 +85,12 @@ TEST(ModelStep, MatchesOracleBf16) {
   }
 }
 
-// Three optimizer steps (clip active, weight decay on matrices only) track the
-// oracle's forward/backward + fp64 AdamW.
-TEST(ModelStep, AdamWStepsTrackOracle) {
-  ModelConfig config = ref::tiny_config(4, 2, false);
-  std::vector<float> params = ref::init_float_params(config, 3);
+namespace {
+
+// `steps` optimizer steps (clip active, weight decay on matrices only) of the fast
+// step + AdamW against the oracle's forward/backward + fp64 AdamW, from `params`.
+void track_oracle_with_adamw(const ModelConfig& config, std::vector<float> params, int steps,
+                             float lr = 1e-2f) {
   ref::RefModel model = ref::ref_model_from_float(config, params);
   ref::TokenBatch batch = ref::random_batch(config, 2, 8, 9, 0.0);
   CpuBackend backend;
@@ -102,8 +103,7 @@ TEST(ModelStep, AdamWStepsTrackOracle) {
   std::vector<float> grads(P);
   std::vector<double> m(P, 0.0), v(P, 0.0);
   const auto segments = decay_segments(step.layout());
-  for (int s = 1; s <= 3; ++s) {
-    const float lr = 1e-2f;
+  for (int s = 1; s <= steps; ++s) {
     std::fill(grads.begin(), grads.end(), 0.0f);
     step.forward_backward({params.data(), params.data()}, grads.data(), batch.tokens.data(),
                           batch.targets.data());
@@ -112,7 +112,7 @@ TEST(ModelStep, AdamWStepsTrackOracle) {
     std::vector<double> g;
     ref::ref_loss_and_grads(model, batch.tokens, batch.targets, 2, 8, &g);
     const double norm = ref::global_norm(g);
-    EXPECT_NEAR(adamw.last_grad_norm(), norm, 1e-4 * norm);
+    EXPECT_NEAR(adamw.last_grad_norm(), norm, 1e-4 * norm) << "step " << s;
     for (const DecaySegment& seg : segments) {
       auto slice = [&](const std::vector<double>& x) {
         return std::vector<double>(x.begin() + seg.offset, x.begin() + seg.offset + seg.count);
@@ -130,6 +130,108 @@ TEST(ModelStep, AdamWStepsTrackOracle) {
   // lr-sized updates; compare per tensor with a tolerance scaled to the update size.
   for (const auto& e : ref::per_tensor_errors(step.layout(), params, model.params))
     EXPECT_LE(e.error, 1e-4) << e.name;
+}
+
+}  // namespace
+
+// Three optimizer steps track the oracle's forward/backward + fp64 AdamW.
+TEST(ModelStep, AdamWStepsTrackOracle) {
+  const ModelConfig config = ref::tiny_config(4, 2, false);
+  track_oracle_with_adamw(config, ref::init_float_params(config, 3), 3);
+}
+
+namespace {
+
+// Kiln's init with the biases (init 0) and q/k norm weights (init 1) moved off
+// their init values, so their forward effect is exercised too.
+std::vector<float> qwen_params(const ModelConfig& config, uint64_t seed) {
+  std::vector<float> params = ref::init_float_params(config, seed);
+  ParamLayout layout(config);
+  uint64_t stream = seed * 100;
+  for (const ParamInfo& p : layout.params()) {
+    const bool bias = p.name.ends_with(".bias");
+    if (!bias && !p.name.ends_with("_norm.weight")) continue;
+    const std::vector<double> r = ref::random_vector(p.numel(), ++stream, bias ? 0.5 : 0.3);
+    for (int64_t i = 0; i < p.numel(); ++i) params[p.offset + i] = float((bias ? 0.0 : 1.0) + r[i]);
+  }
+  return params;
+}
+
+void check_qwen_against_oracle(const ModelConfig& config, int B, int T) {
+  const std::vector<float> params = qwen_params(config, 11);
+  ref::RefModel model = ref::ref_model_from_float(config, params);
+  ref::TokenBatch batch = ref::random_batch(config, B, T, 5, 0.2);
+  std::vector<double> want_grads;
+  const double want_loss =
+      ref::ref_loss_and_grads(model, batch.tokens, batch.targets, B, T, &want_grads);
+  StepResult got = run_fast_step(config, params, DType::f32, batch);
+  EXPECT_LE(std::fabs(got.loss - want_loss) / std::fabs(want_loss), 1e-5)
+      << "loss " << got.loss << " vs oracle " << want_loss;
+  int extras = 0;  // the bias / q-k norm tensors must be among those compared
+  for (const auto& e : ref::per_tensor_errors(model.layout, got.grads, want_grads)) {
+    EXPECT_LE(e.error, 1e-4) << e.name << " (|grad| = " << e.want_norm << ")";
+    if (e.name.ends_with(".bias") || e.name.ends_with("_norm.weight")) {
+      EXPECT_GT(e.want_norm, 0.0) << e.name;
+      ++extras;
+    }
+  }
+  EXPECT_EQ(extras, config.n_layers * ((config.qkv_bias ? 3 : 0) + (config.qk_norm ? 2 : 0)));
+}
+
+}  // namespace
+
+// Qwen2-shaped (q/k/v biases, GQA 7:1) and Qwen3-shaped (q/k norms, head_dim 6 with
+// dim 16): loss <= 1e-5 and every gradient tensor <= 1e-4 relative, as the fp32 cases.
+TEST(ModelStep, QwenShapedStepsMatchOracleFp32) {
+  for (ModelConfig config : {ref::qwen2_tiny_config(), ref::qwen3_tiny_config()}) {
+    for (bool tied : {true, false}) {
+      config.tie_embeddings = tied;
+      SCOPED_TRACE(config.name + (tied ? " tied" : " untied"));
+      check_qwen_against_oracle(config, 2, 7);
+      check_qwen_against_oracle(config, 1, 16);
+    }
+  }
+}
+
+// llama3 rope_scaling (all three frequency regimes) against the oracle's own recipe.
+TEST(ModelStep, Llama3RopeScalingMatchesOracleFp32) {
+  const ModelConfig config = ref::llama3_tiny_config();
+  // q and k 30x Kiln's init, so attention depends on the positions (with 0.02 the
+  // scores are near zero and RoPE's frequencies hardly show in the loss).
+  std::vector<float> params = ref::init_float_params(config, 13);
+  const ParamLayout layout(config);
+  for (const ParamInfo& p : layout.params())
+    if (p.name.ends_with("q_proj.weight") || p.name.ends_with("k_proj.weight"))
+      for (int64_t i = 0; i < p.numel(); ++i) params[p.offset + i] *= 30.0f;
+  ref::RefModel model = ref::ref_model_from_float(config, params);
+  ref::TokenBatch batch = ref::random_batch(config, 2, 16, 5, 0.2);
+  std::vector<double> want_grads;
+  const double want_loss =
+      ref::ref_loss_and_grads(model, batch.tokens, batch.targets, 2, 16, &want_grads);
+  StepResult got = run_fast_step(config, params, DType::f32, batch);
+  EXPECT_LE(std::fabs(got.loss - want_loss) / std::fabs(want_loss), 1e-5);
+  for (const auto& e : ref::per_tensor_errors(model.layout, got.grads, want_grads))
+    EXPECT_LE(e.error, 1e-4) << e.name;
+  // The scaling matters: the unscaled oracle's loss is farther from the step's than
+  // 10x the match tolerance, so a step that ignored rope_scaling would fail above.
+  ModelConfig plain = config;
+  plain.rope_scaling = {};
+  const double plain_loss = ref::ref_loss_and_grads(ref::ref_model_from_float(plain, params),
+                                                    batch.tokens, batch.targets, 2, 16, nullptr);
+  EXPECT_GT(std::fabs(plain_loss - got.loss), 10 * 1e-5 * std::fabs(plain_loss))
+      << plain_loss << " vs " << got.loss;
+}
+
+// Five AdamW steps at lr 1e-3. (At lr 1e-2 the tiny Qwen3 model's fp32 and fp64
+// trajectories drift apart by step 4, ~2e-4 in every tensor alike: Adam's first
+// steps move each element by ~lr whatever its gradient's size, so rounding-level
+// gradient differences become lr-sized parameter differences. At 1e-3 every
+// gradient tensor stays within 1.5e-5 of the oracle over all five steps.)
+TEST(ModelStep, QwenShapedAdamWStepsTrackOracle) {
+  for (const ModelConfig& config : {ref::qwen2_tiny_config(), ref::qwen3_tiny_config()}) {
+    SCOPED_TRACE(config.name);
+    track_oracle_with_adamw(config, qwen_params(config, 3), 5, 1e-3f);
+  }
 }
 
 // 50 AdamW steps on one fixed batch of a stories260K-shape model drive the loss below 1.0.

@@ -15,6 +15,7 @@
 #include "reference/compare.h"
 #include "reference/model_fixture.h"
 #include "reference/reference_model.h"
+#include "reference/reference_ops.h"
 
 using namespace kiln;
 using namespace kiln::ref;
@@ -29,9 +30,13 @@ RefModel strong_model(const ModelConfig& config, uint64_t seed) {
   RefModel m = make_zero_ref_model(config);
   uint64_t stream = seed * 1000;
   for (const ParamInfo& p : m.layout.params()) {
-    const bool norm = p.shape.size() == 1;
+    const bool bias = p.name.ends_with(".bias");  // centred on 0, +-0.5
+    const bool norm = p.shape.size() == 1 && !bias;
     const bool embed = p.name == "model.embed_tokens.weight";
-    const double scale = norm ? 0.3 : embed ? 1.0 : 1.5 / std::sqrt(double(p.shape[1]));
+    const double scale = bias    ? 0.5
+                         : norm  ? 0.3
+                         : embed ? 1.0
+                                 : 1.5 / std::sqrt(double(p.shape[1]));
     std::vector<double> r = random_vector(p.numel(), ++stream, scale);
     for (int64_t i = 0; i < p.numel(); ++i) m.params[p.offset + i] = (norm ? 1.0 : 0.0) + r[i];
   }
@@ -139,6 +144,75 @@ INSTANTIATE_TEST_SUITE_P(GqaAndTying, ReferenceModelGradient,
                                   std::to_string(info.param.n_kv_heads) +
                                   (info.param.tied ? "_tied" : "_untied");
                          });
+
+// The Qwen extras in the whole-model oracle: q/k/v biases with GQA 7:1 (Qwen2),
+// per-head q/k norms with head_dim != dim / n_heads (Qwen3), and llama3 rope_scaling,
+// every element by FD.
+TEST(ReferenceModel, QwenShapedGradientsMatchFiniteDifferences) {
+  for (const ModelConfig& config :
+       {qwen2_tiny_config(), qwen3_tiny_config(), llama3_tiny_config()}) {
+    SCOPED_TRACE(config.name);
+    check_by_finite_differences(strong_model(config, 4), fd_batch(config, 6));
+    ModelConfig untied = config;
+    untied.tie_embeddings = false;
+    check_by_finite_differences(strong_model(untied, 5), fd_batch(untied, 7));
+  }
+}
+
+// Central difference of eval() in v[i].
+template <typename F>
+double central_difference(std::vector<double>& v, int64_t i, double h, F eval) {
+  const double o = v[i];
+  v[i] = o + h;
+  const double plus = eval();
+  v[i] = o - h;
+  const double minus = eval();
+  v[i] = o;
+  return (plus - minus) / (2 * h);
+}
+
+// The per-op oracles of the new ops: their backward against central differences of
+// their forward, for the linear functional L = sum(out * cot) (cot random).
+// Tolerance: rounding ~ 64 u |L| / h with |L| ~ sqrt(N W) ~ 10 and h = 1e-6 gives
+// ~1e-8; truncation h^2 |third derivative| ~ 1e-12. A wrong term is O(1) off.
+TEST(ReferenceOps, BiasAndHeadNormBackwardMatchFiniteDifferences) {
+  const int64_t N = 5;
+  const int H = 3, Hkv = 1, D = 6, W = (H + 2 * Hkv) * D;
+  const double eps = 1e-6, h = 1e-6, tol = 1e-7;
+  Vec x = random_vector(N * W, 31, 1.0);
+  const Vec cot = random_vector(N * W, 32, 1.0);
+  Vec qw = random_vector(D, 33, 0.3), kw = random_vector(D, 34, 0.3);
+  for (int i = 0; i < D; ++i) qw[i] += 1.0, kw[i] += 1.0;
+  auto loss = [&] {
+    Vec out, rstd;
+    head_rmsnorm_forward(out, rstd, x, qw, kw, N, H, Hkv, D, eps);
+    double s = 0;
+    for (size_t i = 0; i < out.size(); ++i) s += out[i] * cot[i];
+    return s;
+  };
+  Vec out, rstd;
+  head_rmsnorm_forward(out, rstd, x, qw, kw, N, H, Hkv, D, eps);
+  Vec dx = cot, dqw(D, 0.5), dkw(D, -0.5);  // weight grads accumulate onto +-0.5
+  head_rmsnorm_backward(dx, dqw, dkw, x, qw, kw, rstd, N, H, Hkv, D);
+  for (int64_t i = 0; i < N * W; ++i)  // value heads: dx = cot (passed through)
+    EXPECT_NEAR(dx[i], central_difference(x, i, h, loss), tol) << "x " << i;
+  for (int i = 0; i < D; ++i) {
+    EXPECT_NEAR(dqw[i] - 0.5, central_difference(qw, i, h, loss), tol) << "q_weight " << i;
+    EXPECT_NEAR(dkw[i] + 0.5, central_difference(kw, i, h, loss), tol) << "k_weight " << i;
+  }
+  // y = x + b: dL/db_c = sum_n cot[n, c].
+  Vec b = random_vector(W, 35, 1.0), db(W, 0.0);
+  bias_backward(db, cot, N, W);
+  auto bias_loss = [&] {
+    Vec y = x;
+    bias_forward(y, b, N, W);
+    double s = 0;
+    for (size_t i = 0; i < y.size(); ++i) s += y[i] * cot[i];
+    return s;
+  };
+  for (int c = 0; c < W; ++c)
+    EXPECT_NEAR(db[c], central_difference(b, c, h, bias_loss), tol) << "bias " << c;
+}
 
 // The fixture's model (Kiln's own fp32 init, widened) at its real, small scale.
 TEST(ReferenceModel, GradientMatchesFiniteDifferencesAtKilnInit) {

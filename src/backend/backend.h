@@ -21,6 +21,7 @@
 #include <string>
 
 #include "core/dtype.h"
+#include "model/config.h"
 
 namespace kiln {
 
@@ -90,16 +91,39 @@ class Backend {
   virtual void rmsnorm_backward(float* dx, float* dweight, const float* dout, const float* x,
                                 const float* weight, const float* rstd, int64_t N, int C) = 0;
 
+  // --- linear-layer bias (Qwen2's q/k/v projections) ------------------------------
+  // y[N, C] (+=) bias[C] on every row
+  virtual void bias_forward(float* y, const float* bias, int64_t N, int C) = 0;
+  // dbias[C] (+=) sum over the N rows of dy[N, C]
+  virtual void bias_backward(float* dbias, const float* dy, int64_t N, int C) = 0;
+
+  // --- per-head RMSNorm of q and k (Qwen3's q_norm / k_norm) -----------------------
+  // On qkv rows [N, (H + 2*Hkv) * D] as in attention. Each of the H query heads and
+  // Hkv key heads of a row is normed over its own D values x:
+  //   out_head (=) x * r * w,  r = 1 / sqrt(mean(x^2) + eps),  rstd[N, H + Hkv] (=) r
+  // with w = q_weight[D] for query heads and k_weight[D] for key heads; the value
+  // heads are copied unchanged. out and qkv must not alias.
+  virtual void head_rmsnorm_forward(float* out, float* rstd, const float* qkv,
+                                    const float* q_weight, const float* k_weight, int64_t N, int H,
+                                    int Hkv, int D, float eps) = 0;
+  // In place on the q and k heads of dqkv [N, (H + 2*Hkv) * D]: dL/d out (=) dL/d x;
+  // the value heads are left as they are. dq_weight[D], dk_weight[D] (+=).
+  // qkv is the forward's input (before the norm), rstd its output.
+  virtual void head_rmsnorm_backward(float* dqkv, float* dq_weight, float* dk_weight,
+                                     const float* qkv, const float* q_weight, const float* k_weight,
+                                     const float* rstd, int64_t N, int H, int Hkv, int D) = 0;
+
   // --- RoPE (rotate-half, as Hugging Face Llama) ----------------------------------
   // In place on the q and k heads of qkv [B, T, (H + 2*Hkv) * D]; token t has position
-  // pos0 + t. For i < D/2, angle = pos * theta^(-2i/D):
+  // pos0 + t. For i < D/2, angle = pos * rope.inv_freq(i, D) (theta^(-2i/D), or its
+  // llama3 rescaling: model/config.h):
   //   x[i]       <- x[i] cos - x[i + D/2] sin
   //   x[i + D/2] <- x[i + D/2] cos + x[i] sin
-  virtual void rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, double theta,
+  virtual void rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
                             int pos0) = 0;
   // The transpose (inverse rotation) applied in place to dq and dk inside dqkv.
-  virtual void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, double theta,
-                             int pos0) = 0;
+  virtual void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D,
+                             const RopeParams& rope, int pos0) = 0;
 
   // --- causal GQA attention ----------------------------------------------------
   // out[B, T, H*D] (=) softmax(q k^T / sqrt(D) + causal mask) v, per head;

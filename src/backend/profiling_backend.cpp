@@ -68,10 +68,30 @@ void ProfilingBackend::rmsnorm_backward(float* dx, float* dw, const float* d, co
                                         const float* r, int64_t N, int C) {
   timed("rmsnorm bwd", 0, [&] { inner_.rmsnorm_backward(dx, dw, d, x, w, r, N, C); });
 }
-void ProfilingBackend::rope_forward(float* q, int B, int T, int H, int Hkv, int D, double th, int p) {
+void ProfilingBackend::bias_forward(float* y, const float* b, int64_t N, int C) {
+  timed("bias fwd", 0, [&] { inner_.bias_forward(y, b, N, C); });
+}
+void ProfilingBackend::bias_backward(float* db, const float* dy, int64_t N, int C) {
+  timed("bias bwd", 0, [&] { inner_.bias_backward(db, dy, N, C); });
+}
+void ProfilingBackend::head_rmsnorm_forward(float* o, float* r, const float* x, const float* qw,
+                                            const float* kw, int64_t N, int H, int Hkv, int D,
+                                            float eps) {
+  timed("head rmsnorm fwd", 0,
+        [&] { inner_.head_rmsnorm_forward(o, r, x, qw, kw, N, H, Hkv, D, eps); });
+}
+void ProfilingBackend::head_rmsnorm_backward(float* d, float* dqw, float* dkw, const float* x,
+                                             const float* qw, const float* kw, const float* r,
+                                             int64_t N, int H, int Hkv, int D) {
+  timed("head rmsnorm bwd", 0,
+        [&] { inner_.head_rmsnorm_backward(d, dqw, dkw, x, qw, kw, r, N, H, Hkv, D); });
+}
+void ProfilingBackend::rope_forward(float* q, int B, int T, int H, int Hkv, int D, const RopeParams& th,
+                                    int p) {
   timed("rope fwd", 0, [&] { inner_.rope_forward(q, B, T, H, Hkv, D, th, p); });
 }
-void ProfilingBackend::rope_backward(float* q, int B, int T, int H, int Hkv, int D, double th, int p) {
+void ProfilingBackend::rope_backward(float* q, int B, int T, int H, int Hkv, int D, const RopeParams& th,
+                                     int p) {
   timed("rope bwd", 0, [&] { inner_.rope_backward(q, B, T, H, Hkv, D, th, p); });
 }
 void ProfilingBackend::attention_forward(float* o, float* l, const float* q, int B, int T, int H, int Hkv, int D) {

@@ -44,9 +44,17 @@ class ProfilingBackend final : public Backend {
                        int64_t N, int C, float eps) override;
   void rmsnorm_backward(float* dx, float* dweight, const float* dout, const float* x,
                         const float* weight, const float* rstd, int64_t N, int C) override;
-  void rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, double theta,
+  void bias_forward(float* y, const float* bias, int64_t N, int C) override;
+  void bias_backward(float* dbias, const float* dy, int64_t N, int C) override;
+  void head_rmsnorm_forward(float* out, float* rstd, const float* qkv, const float* q_weight,
+                            const float* k_weight, int64_t N, int H, int Hkv, int D,
+                            float eps) override;
+  void head_rmsnorm_backward(float* dqkv, float* dq_weight, float* dk_weight, const float* qkv,
+                             const float* q_weight, const float* k_weight, const float* rstd,
+                             int64_t N, int H, int Hkv, int D) override;
+  void rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
                     int pos0) override;
-  void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, double theta,
+  void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
                      int pos0) override;
   void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int Hkv,
                          int D) override;

@@ -55,6 +55,10 @@ void rmsnorm(float* out, const float* x, const float* weight, int C, double eps)
 Generator::Generator(const ModelConfig& config, const float* params, int max_len)
     : config_(config), layout_(config), params_(params), max_len_(max_len) {
   config_.validate("generator config");
+  if (config_.qkv_bias || config_.qk_norm || config_.has_rope_scaling())
+    fail_input(config_.name,
+               "sampling does not implement q/k/v biases, q/k norms or rope_scaling yet",
+               "a plain llama model", "model_type " + config_.model_type);
   if (params == nullptr) fail_input("generator", "no parameters given");
   if (max_len < 1 || max_len > config_.max_seq_len)
     fail_input("generator", "max_len must be in [1, max_seq_len]; raise max_seq_len or shorten the run",

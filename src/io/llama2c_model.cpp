@@ -318,6 +318,9 @@ void check_exportable(const std::string& path, const ModelConfig& c) {
                std::to_string(c.rope_theta));
   if (c.norm_eps != 1e-5)
     fail_input(path, "llama2.c format hard-codes norm_eps", "1e-05", std::to_string(c.norm_eps));
+  if (c.qkv_bias || c.qk_norm || c.has_rope_scaling())
+    fail_input(path, "llama2.c format has no q/k/v biases, q/k norms or rope_scaling",
+               "a plain llama model", "model_type " + c.model_type);
 }
 
 void save_llama2c(const std::string& path, const ModelConfig& c, const ParamLayout& layout,

@@ -33,6 +33,15 @@ ParamLayout::ParamLayout(const ModelConfig& c) {
     o.wqkv = add(p + "self_attn.q_proj.weight", {c.q_dim(), C}, true);
     add(p + "self_attn.k_proj.weight", {c.kv_dim(), C}, true);
     add(p + "self_attn.v_proj.weight", {c.kv_dim(), C}, true);
+    if (c.qkv_bias) {
+      o.bqkv = add(p + "self_attn.q_proj.bias", {c.q_dim()}, false);
+      add(p + "self_attn.k_proj.bias", {c.kv_dim()}, false);
+      add(p + "self_attn.v_proj.bias", {c.kv_dim()}, false);
+    }
+    if (c.qk_norm) {
+      o.q_norm = add(p + "self_attn.q_norm.weight", {c.head_dim}, false);
+      o.k_norm = add(p + "self_attn.k_norm.weight", {c.head_dim}, false);
+    }
     o.wo = add(p + "self_attn.o_proj.weight", {C, c.q_dim()}, true);
     o.ffn_norm = add(p + "post_attention_layernorm.weight", {C}, false);
     o.w13 = add(p + "mlp.gate_proj.weight", {F, C}, true);
@@ -50,14 +59,16 @@ const ParamInfo* ParamLayout::find(const std::string& name) const {
   return nullptr;
 }
 
-void init_params(const ModelConfig& config, const ParamLayout& layout, uint64_t seed, float* params) {
+void init_params(const ModelConfig& config, const ParamLayout& layout, uint64_t seed,
+                 float* params) {
   const float std_base = 0.02f;
   const float std_residual = 0.02f / std::sqrt(2.0f * config.n_layers);
   for (size_t i = 0; i < layout.params().size(); ++i) {
     const ParamInfo& p = layout.params()[i];
     float* w = params + p.offset;
     if (p.shape.size() == 1) {
-      for (int64_t j = 0; j < p.numel(); ++j) w[j] = 1.0f;
+      const float value = p.name.ends_with(".bias") ? 0.0f : 1.0f;  // norms 1, biases 0
+      for (int64_t j = 0; j < p.numel(); ++j) w[j] = value;
       continue;
     }
     const bool residual = p.name.ends_with("o_proj.weight") || p.name.ends_with("down_proj.weight");

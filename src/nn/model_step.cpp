@@ -31,6 +31,10 @@ ModelStep::ModelStep(Backend& backend, const ModelConfig& config, int B, int T)
     xn_attn_.push_back(buffer(N * C * c));
     xn_ffn_.push_back(buffer(N * C * c));
     qkv_.push_back(static_cast<float*>(buffer(N * QKV * f)));
+    if (config.qk_norm) {
+      qkv_pre_.push_back(static_cast<float*>(buffer(N * QKV * f)));
+      qk_rstd_.push_back(static_cast<float*>(buffer(N * (config.n_heads + config.n_kv_heads) * f)));
+    }
     att_.push_back(static_cast<float*>(buffer(N * Q * f)));
     att_c_.push_back(cast_needed ? buffer(N * Q * c) : att_.back());
     lse_.push_back(static_cast<float*>(buffer(int64_t(B) * config.n_heads * T * f)));
@@ -146,9 +150,15 @@ float ModelStep::forward(const WeightsView& w, const int32_t* tokens, const int3
     // Attention block: x_mid = x + Wo · attn(rope(Wqkv · rmsnorm(x)))
     backend_.rmsnorm_forward(xn_attn_[l], dt_, attn_rstd_[l], res_[l], w.params + o.attn_norm, N, C,
                              eps);
-    backend_.matmul(qkv_[l], xn_attn_[l], compute_weight(w, o.wqkv), dt_, N, QKV, C, false, true,
+    // qkv = xn Wqkv^T + bqkv; with qk_norm q and k become RMSNorm_head(q), RMSNorm_head(k)
+    float* qkv = config_.qk_norm ? qkv_pre_[l] : qkv_[l];
+    backend_.matmul(qkv, xn_attn_[l], compute_weight(w, o.wqkv), dt_, N, QKV, C, false, true,
                     false);
-    backend_.rope_forward(qkv_[l], B_, T_, H, Hkv, D, config_.rope_theta, 0);
+    if (config_.qkv_bias) backend_.bias_forward(qkv, w.params + o.bqkv, N, QKV);
+    if (config_.qk_norm)
+      backend_.head_rmsnorm_forward(qkv_[l], qk_rstd_[l], qkv, w.params + o.q_norm,
+                                    w.params + o.k_norm, N, H, Hkv, D, eps);
+    backend_.rope_forward(qkv_[l], B_, T_, H, Hkv, D, config_.rope(), 0);
     backend_.attention_forward(att_[l], lse_[l], qkv_[l], B_, T_, H, Hkv, D);
     if (att_c_[l] != att_[l]) backend_.cast(att_c_[l], dt_, att_[l], N * Q);
     backend_.copy(res_mid_[l], res_[l], N * C * sizeof(float));
@@ -218,7 +228,13 @@ void ModelStep::backward(const WeightsView& w, float* grads) {
     backend_.matmul(grads + o.wo, d_res_c_, att_c_[l], dt_, C, Q, N, true, false, true);
     backend_.matmul(d_att_, d_res_c_, compute_weight(w, o.wo), dt_, N, Q, C, false, false, false);
     backend_.attention_backward(dqkv_, d_att_, qkv_[l], att_[l], lse_[l], B_, T_, H, Hkv, D);
-    backend_.rope_backward(dqkv_, B_, T_, H, Hkv, D, config_.rope_theta, 0);
+    backend_.rope_backward(dqkv_, B_, T_, H, Hkv, D, config_.rope(), 0);
+    if (config_.qk_norm)  // dqkv: d(normed q, k) -> d(q, k before the norm)
+      backend_.head_rmsnorm_backward(dqkv_, grads + o.q_norm, grads + o.k_norm, qkv_pre_[l],
+                                     w.params + o.q_norm, w.params + o.k_norm, qk_rstd_[l], N, H,
+                                     Hkv, D);
+    if (config_.qkv_bias)
+      backend_.bias_backward(grads + o.bqkv, dqkv_, N, QKV);  // dbias = sum_n dqkv
     if (cast_needed) backend_.cast(dqkv_c_, dt_, dqkv_, N * QKV);
     backend_.matmul(grads + o.wqkv, dqkv_c_, xn_attn_[l], dt_, QKV, C, N, true, false, true);
     backend_.matmul(d_xn_, dqkv_c_, compute_weight(w, o.wqkv), dt_, N, C, QKV, false, false, false);

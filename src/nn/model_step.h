@@ -73,6 +73,8 @@ class ModelStep {
   std::vector<float*> attn_rstd_, ffn_rstd_;  // L x [N]
   std::vector<void*> xn_attn_, xn_ffn_;       // L x [N, C] (compute dtype) normed GEMM inputs
   std::vector<float*> qkv_;                   // L x [N, H*D + 2*Hkv*D], q and k after RoPE
+  std::vector<float*> qkv_pre_;               // qk_norm: L x [N, QKV] before the q/k norms
+  std::vector<float*> qk_rstd_;               // qk_norm: L x [N, H + Hkv]
   std::vector<float*> att_;                   // L x [N, H*D] attention output
   std::vector<void*> att_c_;     // L x [N, H*D] (compute dtype; aliases att_ when fp32)
   std::vector<float*> lse_;      // L x [B, H, T]

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "io/checkpoint.h"
+#include "io/hf_model_dir.h"
 #include "io/llama2c_model.h"
 
 namespace fs = std::filesystem;
@@ -30,9 +31,15 @@ ModelSource resolve_model(const std::string& spec) {
       from_checkpoint(read_checkpoint(spec), &source);
       return source;
     }
-    auto ckpt = latest_valid_checkpoint(spec, [](const std::string& w) {
-      std::fprintf(stderr, "kiln: warning: %s\n", w.c_str());
-    });
+    if (is_hf_model_dir(spec)) {  // config.json + model.safetensors (or its shard index)
+      HfModel hf = load_hf_model_dir(spec);
+      source.config = hf.config;
+      source.params = std::move(hf.params);
+      source.description = "Hugging Face " + hf.config.model_type + " weights from " + spec;
+      return source;
+    }
+    auto ckpt = latest_valid_checkpoint(
+        spec, [](const std::string& w) { std::fprintf(stderr, "kiln: warning: %s\n", w.c_str()); });
     if (!ckpt)
       fail_input(spec, "directory holds no complete checkpoint",
                  "a checkpoint directory or a run directory with step-* checkpoints", "none");
@@ -52,13 +59,17 @@ ModelSource resolve_model(const std::string& spec) {
     return source;
   }
   fail_input(spec, "not a model this kiln can read",
-             "a preset, a config .json, a llama2.c .bin, a checkpoint or run directory", "another file");
+             "a preset, a config .json, a llama2.c .bin, a Hugging Face model directory, a "
+             "checkpoint or run directory",
+             "another file");
 }
 
 ModelSource resolve_trained_model(const std::string& spec) {
   ModelSource source = resolve_model(spec);
   if (source.params.empty())
-    fail_input(spec, "has no weights", "a checkpoint, run directory or llama2.c .bin", "a model config");
+    fail_input(spec, "has no weights",
+               "a checkpoint, run directory, Hugging Face model directory or llama2.c .bin",
+               "a model config");
   return source;
 }
 

@@ -147,7 +147,9 @@ struct TrainOptions {
     visit(OptionInfo{"batch", "Sequences per micro-batch (B)", same, Range::at_least(1)}, batch);
     visit(OptionInfo{"seq", "Tokens per sequence (T)", same, Range::at_least(1)}, seq);
     visit(OptionInfo{"accum", "Micro-batches per optimizer step", same, Range::at_least(1)}, accum);
-    visit(OptionInfo{"steps", "Optimizer steps", {}, Range::at_least(1)}, steps);
+    visit(OptionInfo{"steps", "Optimizer steps (0: write the loaded model as step 0)", {},
+                     Range::at_least(0)},
+          steps);
     visit(OptionInfo{"lr", "Peak learning rate", {}, Range::positive()}, lr);
     visit(OptionInfo{"warmup",
                      "Linear warmup steps (default 5% of --steps, at most 1000)",

@@ -24,6 +24,38 @@ ModelConfig tiny_config(int n_heads, int n_kv_heads, bool tie_embeddings) {
   return c;
 }
 
+ModelConfig qwen2_tiny_config() {
+  ModelConfig c = tiny_config(7, 1, true);
+  c.name = "tiny-qwen2";
+  c.model_type = "qwen2";
+  c.qkv_bias = true;
+  c.norm_eps = 1e-6;
+  c.rope_theta = 1e6;
+  c.validate(c.name);
+  return c;
+}
+
+ModelConfig qwen3_tiny_config() {
+  ModelConfig c = tiny_config(4, 2, true);
+  c.name = "tiny-qwen3";
+  c.model_type = "qwen3";
+  c.head_dim = 6;
+  c.qk_norm = true;
+  c.norm_eps = 1e-6;
+  c.rope_theta = 1e6;
+  c.validate(c.name);
+  return c;
+}
+
+ModelConfig llama3_tiny_config() {
+  ModelConfig c = tiny_config(4, 2, false);
+  c.name = "tiny-llama3";
+  c.head_dim = 8;
+  c.rope_scaling = {8.0, 1.0, 8.0, 100};
+  c.validate(c.name);
+  return c;
+}
+
 std::vector<float> init_float_params(const ModelConfig& config, uint64_t seed) {
   ParamLayout layout(config);
   std::vector<float> params(layout.total());

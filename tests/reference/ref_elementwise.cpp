@@ -51,9 +51,27 @@ void rmsnorm_backward(Vec& dx, Vec& dweight, const Vec& dout, const Vec& x, cons
 }
 
 namespace {
+// Frequency of pair i, written from the Llama 3 reference recipe: wavelengths
+// shorter than original / high_freq_factor keep theta^(-2i/D), longer than
+// original / low_freq_factor are divided by factor, and in between the two are
+// blended with weight smooth = (original / wavelength - low) / (high - low).
+double frequency(const RopeParams& rope, int i, int D) {
+  const double base = 1.0 / std::pow(rope.theta, double(2 * i) / double(D));
+  const auto& s = rope.scaling;
+  if (s.factor <= 0) return std::pow(rope.theta, -2.0 * i / D);
+  const double wavelength = 2.0 * std::acos(-1.0) / base;
+  const double low_wavelength = s.original_max_position_embeddings / s.low_freq_factor;
+  const double high_wavelength = s.original_max_position_embeddings / s.high_freq_factor;
+  if (wavelength > low_wavelength) return base / s.factor;
+  if (wavelength < high_wavelength) return base;
+  const double smooth = (s.original_max_position_embeddings / wavelength - s.low_freq_factor) /
+                        (s.high_freq_factor - s.low_freq_factor);
+  return smooth * base + (1.0 - smooth) * base / s.factor;
+}
+
 // Rotates the q and k heads of qkv [B, T, (H + 2 Hkv) D] by +angle (sign 1) or by
-// -angle (sign -1, the transpose), angle = (pos0 + t) theta^(-2i/D).
-void rope_rotate(Vec& qkv, int B, int T, int H, int Hkv, int D, double theta, int pos0,
+// -angle (sign -1, the transpose), angle = (pos0 + t) frequency(i).
+void rope_rotate(Vec& qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope, int pos0,
                  double sign) {
   const int half = D / 2;
   const int64_t row = int64_t(H + 2 * Hkv) * D;
@@ -62,7 +80,7 @@ void rope_rotate(Vec& qkv, int B, int T, int H, int Hkv, int D, double theta, in
       for (int h = 0; h < H + Hkv; ++h) {
         double* x = qkv.data() + (int64_t(b) * T + t) * row + int64_t(h) * D;
         for (int i = 0; i < half; ++i) {
-          const double angle = double(pos0 + t) * std::pow(theta, -2.0 * i / D);
+          const double angle = double(pos0 + t) * frequency(rope, i, D);
           const double c = std::cos(angle), s = sign * std::sin(angle);
           const double lo = x[i], hi = x[i + half];
           x[i] = lo * c - hi * s;
@@ -72,13 +90,17 @@ void rope_rotate(Vec& qkv, int B, int T, int H, int Hkv, int D, double theta, in
 }
 }  // namespace
 
-void rope_forward(Vec& qkv, int B, int T, int H, int Hkv, int D, double theta, int pos0) {
-  rope_rotate(qkv, B, T, H, Hkv, D, theta, pos0, 1.0);
+void rope_forward(Vec& qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
+                  int pos0) {
+  rope_rotate(qkv, B, T, H, Hkv, D, rope, pos0, 1.0);
 }
 
-void rope_backward(Vec& dqkv, int B, int T, int H, int Hkv, int D, double theta, int pos0) {
-  rope_rotate(dqkv, B, T, H, Hkv, D, theta, pos0, -1.0);
+void rope_backward(Vec& dqkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
+                   int pos0) {
+  rope_rotate(dqkv, B, T, H, Hkv, D, rope, pos0, -1.0);
 }
+
+double rope_frequency(const RopeParams& rope, int i, int D) { return frequency(rope, i, D); }
 
 namespace {
 double sigmoid(double a) { return 1.0 / (1.0 + std::exp(-a)); }

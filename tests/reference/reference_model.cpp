@@ -41,17 +41,19 @@ Dims dims_of(const ModelConfig& c, int B, int T) {
 
 // Everything the backward needs from one layer's forward.
 struct LayerActs {
-  Vec x_in;   // [N, C]   residual stream entering the layer
-  Vec rstd1;  // [N]
-  Vec xn1;    // [N, C]   rmsnorm(x_in) * attn_norm
-  Vec qkv;    // [N, QKV] after RoPE on q and k
-  Vec probs;  // [B, H, T, T] causal softmax rows (0 above the diagonal)
-  Vec att;    // [N, H*D] attention output, before o_proj
-  Vec x_mid;  // [N, C]   x_in + att Wo^T
-  Vec rstd2;  // [N]
-  Vec xn2;    // [N, C]   rmsnorm(x_mid) * ffn_norm
-  Vec h13;    // [N, 2F]  [h1 | h3] per row
-  Vec g;      // [N, F]   silu(h1) * h3
+  Vec x_in;     // [N, C]   residual stream entering the layer
+  Vec rstd1;    // [N]
+  Vec xn1;      // [N, C]   rmsnorm(x_in) * attn_norm
+  Vec qkv_pre;  // [N, QKV] xn1 Wqkv^T + bqkv (qk_norm only: the norms' input)
+  Vec rstd_qk;  // [N, H + Hkv] per-head rstd of q and k (qk_norm only)
+  Vec qkv;      // [N, QKV] after the q/k norms and RoPE on q and k
+  Vec probs;    // [B, H, T, T] causal softmax rows (0 above the diagonal)
+  Vec att;      // [N, H*D] attention output, before o_proj
+  Vec x_mid;    // [N, C]   x_in + att Wo^T
+  Vec rstd2;    // [N]
+  Vec xn2;      // [N, C]   rmsnorm(x_mid) * ffn_norm
+  Vec h13;      // [N, 2F]  [h1 | h3] per row
+  Vec g;        // [N, F]   silu(h1) * h3
 };
 
 struct Acts {
@@ -127,7 +129,21 @@ void rmsnorm_backward(Vec& dx, double* dw, const Vec& dy, const Vec& x, const do
 // Rotate the q and k heads (the first H + Hkv heads of each packed row) of
 // position t by angle t * theta^(-2i/D) on the pair (i, i + D/2). sign = +1 is the
 // forward rotation; sign = -1 the inverse (= transpose), which is the backward.
-void rope_apply(Vec& qkv, const Dims& d, double theta, double sign) {
+// With llama3 rope_scaling the frequency is rescaled by its wavelength 2 pi / f
+// against the original context O: f / factor beyond O / low_freq_factor, f below
+// O / high_freq_factor, linear in O / wavelength between (Llama 3's recipe).
+double scaled_frequency(const ModelConfig& c, int i, int D) {
+  const double f = std::pow(c.rope_theta, -2.0 * i / D);
+  if (!c.has_rope_scaling()) return f;
+  const auto& r = c.rope_scaling;
+  const double ratio = r.original_max_position_embeddings * f / (2 * M_PI);  // O / wavelength
+  if (ratio > r.high_freq_factor) return f;
+  if (ratio < r.low_freq_factor) return f / r.factor;
+  const double smooth = (ratio - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+  return f * (smooth + (1 - smooth) / r.factor);
+}
+
+void rope_apply(Vec& qkv, const Dims& d, const ModelConfig& c, double sign) {
   const int half = d.D / 2;
   for (int b = 0; b < d.B; ++b)
     for (int t = 0; t < d.T; ++t) {
@@ -135,7 +151,7 @@ void rope_apply(Vec& qkv, const Dims& d, double theta, double sign) {
       for (int head = 0; head < d.H + d.Hkv; ++head) {
         double* x = row + int64_t(head) * d.D;
         for (int i = 0; i < half; ++i) {
-          const double angle = t * std::pow(theta, -2.0 * i / d.D);
+          const double angle = t * scaled_frequency(c, i, d.D);
           const double c = std::cos(angle), s = sign * std::sin(angle);
           const double a = x[i], bb = x[i + half];
           x[i] = a * c - bb * s;
@@ -223,6 +239,82 @@ void attention_backward(Vec& dqkv, const Vec& datt, const Vec& qkv, const Vec& p
     }
 }
 
+// The Qwen extras, located by their Hugging Face names (not by ParamLayout's
+// offsets): q_proj/k_proj/v_proj biases and the q_norm/k_norm weights of layer l.
+// Returns the tensor's offset in the flat buffer.
+int64_t named(const RefModel& m, int l, const char* tensor) {
+  const std::string name = "model.layers." + std::to_string(l) + ".self_attn." + tensor;
+  const ParamInfo* p = m.layout.find(name);
+  if (p == nullptr) fail_input("reference model", "missing tensor " + name);
+  return p->offset;
+}
+
+// qkv[n, :] += q_bias | k_bias | v_bias
+void add_qkv_bias(Vec& qkv, const RefModel& m, int l, const Dims& d) {
+  const double* P = m.params.data();
+  const double* bq = P + named(m, l, "q_proj.bias");
+  const double* bk = P + named(m, l, "k_proj.bias");
+  const double* bv = P + named(m, l, "v_proj.bias");
+  const int KV = d.Hkv * d.D;
+  for (int64_t n = 0; n < d.N; ++n) {
+    double* row = &qkv[n * d.QKV];
+    for (int j = 0; j < d.HD; ++j) row[j] += bq[j];
+    for (int j = 0; j < KV; ++j) row[d.HD + j] += bk[j];
+    for (int j = 0; j < KV; ++j) row[d.HD + KV + j] += bv[j];
+  }
+}
+
+// dq_bias, dk_bias, dv_bias (+=) the column sums of their parts of dqkv.
+void qkv_bias_backward(double* G, const Vec& dqkv, const RefModel& m, int l, const Dims& d) {
+  double* gq = G + named(m, l, "q_proj.bias");
+  double* gk = G + named(m, l, "k_proj.bias");
+  double* gv = G + named(m, l, "v_proj.bias");
+  const int KV = d.Hkv * d.D;
+  for (int64_t n = 0; n < d.N; ++n) {
+    const double* row = &dqkv[n * d.QKV];
+    for (int j = 0; j < d.HD; ++j) gq[j] += row[j];
+    for (int j = 0; j < KV; ++j) gk[j] += row[d.HD + j];
+    for (int j = 0; j < KV; ++j) gv[j] += row[d.HD + KV + j];
+  }
+}
+
+// Per head of q (weight wq[D]) and of k (wk[D]), in place on qkv:
+//   x <- x r w,  r = 1 / sqrt(sum_e x_e^2 / D + eps);  rstd[n, head] = r
+void head_norm_forward(Vec& qkv, Vec& rstd, const double* wq, const double* wk, const Dims& d,
+                       double eps) {
+  rstd.assign(d.N * (d.H + d.Hkv), 0.0);
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int head = 0; head < d.H + d.Hkv; ++head) {
+      double* x = &qkv[n * d.QKV + int64_t(head) * d.D];
+      const double* w = head < d.H ? wq : wk;
+      double ss = 0;
+      for (int e = 0; e < d.D; ++e) ss += x[e] * x[e];
+      const double r = 1.0 / std::sqrt(ss / d.D + eps);
+      rstd[n * (d.H + d.Hkv) + head] = r;
+      for (int e = 0; e < d.D; ++e) x[e] = x[e] * r * w[e];
+    }
+}
+
+// The rmsnorm backward per head, dy -> dx in place in dqkv; gw (+=) dy x r.
+void head_norm_backward(Vec& dqkv, double* gq, double* gk, const Vec& x_all, const Vec& rstd,
+                        const double* wq, const double* wk, const Dims& d) {
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int head = 0; head < d.H + d.Hkv; ++head) {
+      const int64_t at = n * d.QKV + int64_t(head) * d.D;
+      double* dy = &dqkv[at];
+      const double* x = &x_all[at];
+      const double* w = head < d.H ? wq : wk;
+      double* gw = head < d.H ? gq : gk;
+      const double r = rstd[n * (d.H + d.Hkv) + head];
+      double dot = 0;
+      for (int e = 0; e < d.D; ++e) dot += dy[e] * w[e] * x[e];
+      for (int e = 0; e < d.D; ++e) {
+        gw[e] += dy[e] * x[e] * r;
+        dy[e] = r * w[e] * dy[e] - x[e] * r * r * r / d.D * dot;
+      }
+    }
+}
+
 void check_inputs(const RefModel& m, const std::vector<int32_t>& tokens,
                   const std::vector<int32_t>* targets, int B, int T) {
   const char* where = "reference model";
@@ -263,7 +355,13 @@ Acts forward(const RefModel& m, const std::vector<int32_t>& tokens, const Dims& 
     la.x_in = x;
     rmsnorm_forward(la.xn1, la.rstd1, x, P + o.attn_norm, d.N, d.C, c.norm_eps);
     linear_forward(la.qkv, la.xn1, P + o.wqkv, d.N, d.C, d.QKV);
-    rope_apply(la.qkv, d, c.rope_theta, +1.0);
+    if (c.qkv_bias) add_qkv_bias(la.qkv, m, l, d);  // qkv = xn Wqkv^T + bqkv
+    if (c.qk_norm) {  // q, k <- RMSNorm_head(q) q_norm, RMSNorm_head(k) k_norm
+      la.qkv_pre = la.qkv;
+      head_norm_forward(la.qkv, la.rstd_qk, P + named(m, l, "q_norm.weight"),
+                        P + named(m, l, "k_norm.weight"), d, c.norm_eps);
+    }
+    rope_apply(la.qkv, d, c, +1.0);
     attention_forward(la.att, la.probs, la.qkv, d);
     Vec y;
     linear_forward(y, la.att, P + o.wo, d.N, d.HD, d.C);
@@ -317,7 +415,12 @@ void backward(const RefModel& m, const std::vector<int32_t>& tokens, const Dims&
     linear_backward(datt, G + o.wo, dx, la.att, P + o.wo, d.N, d.HD, d.C);
     Vec dqkv(d.N * d.QKV, 0.0);
     attention_backward(dqkv, datt, la.qkv, la.probs, d);
-    rope_apply(dqkv, d, m.config.rope_theta, -1.0);
+    rope_apply(dqkv, d, m.config, -1.0);
+    if (m.config.qk_norm) {
+      const int64_t qn = named(m, l, "q_norm.weight"), kn = named(m, l, "k_norm.weight");
+      head_norm_backward(dqkv, G + qn, G + kn, la.qkv_pre, la.rstd_qk, P + qn, P + kn, d);
+    }
+    if (m.config.qkv_bias) qkv_bias_backward(G, dqkv, m, l, d);
     Vec dxn1(d.N * d.C, 0.0);
     linear_backward(dxn1, G + o.wqkv, dqkv, la.xn1, P + o.wqkv, d.N, d.C, d.QKV);
     rmsnorm_backward(dx, G + o.attn_norm, dxn1, la.x_in, P + o.attn_norm, la.rstd1, d.N, d.C);

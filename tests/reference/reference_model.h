@@ -8,7 +8,9 @@
 //   x = embed[token]                                          // [N, C], N = B*T
 //   per layer:
 //     xn  = rmsnorm(x) * attn_norm    rstd = 1 / sqrt(mean(x^2) + norm_eps)
-//     qkv = xn Wqkv^T                 Wqkv = q_proj | k_proj | v_proj  [H*D + 2*Hkv*D, C]
+//     qkv = xn Wqkv^T (+ bqkv)        Wqkv = q_proj | k_proj | v_proj  [H*D + 2*Hkv*D, C]
+//                                     bqkv = q_proj.bias | k_proj.bias | v_proj.bias (qkv_bias)
+//     qk_norm: each q and k head's D values <- rmsnorm(head) * q_norm / k_norm [D], eps norm_eps
 //     RoPE (rotate-half) on q and k, position t = 0..T-1 within each sequence
 //     att = causal softmax(q k^T / sqrt(D)) v, query head h uses kv head h / (H/Hkv)
 //     x  += att Wo^T

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/config.h"
+
 namespace kiln::ref {
 
 using Vec = std::vector<double>;
@@ -16,12 +18,30 @@ void matmul(Vec& C, const Vec& A, const Vec& B, int64_t M, int64_t N, int64_t K,
 void embedding_forward(Vec& out, const std::vector<int32_t>& tokens, const Vec& table, int C);
 void embedding_backward(Vec& dtable, const std::vector<int32_t>& tokens, const Vec& dout, int C);
 
-void rmsnorm_forward(Vec& out, Vec& rstd, const Vec& x, const Vec& weight, int64_t N, int C, double eps);
+void rmsnorm_forward(Vec& out, Vec& rstd, const Vec& x, const Vec& weight, int64_t N, int C,
+                     double eps);
 void rmsnorm_backward(Vec& dx, Vec& dweight, const Vec& dout, const Vec& x, const Vec& weight,
                       const Vec& rstd, int64_t N, int C);  // both +=
 
-void rope_forward(Vec& qkv, int B, int T, int H, int Hkv, int D, double theta, int pos0);
-void rope_backward(Vec& dqkv, int B, int T, int H, int Hkv, int D, double theta, int pos0);
+// y[N, C] (+=) bias[C] per row; dbias[C] (+=) column sums of dy.
+void bias_forward(Vec& y, const Vec& bias, int64_t N, int C);
+void bias_backward(Vec& dbias, const Vec& dy, int64_t N, int C);
+
+// Per-head RMSNorm of the q and k heads of qkv rows [N, (H + 2 Hkv) D]: out (=, value
+// heads copied), rstd [N, H + Hkv] (=). Backward: dqkv's q and k heads (=) d(input),
+// value heads untouched; dq_weight, dk_weight [D] (+=).
+void head_rmsnorm_forward(Vec& out, Vec& rstd, const Vec& qkv, const Vec& q_weight,
+                          const Vec& k_weight, int64_t N, int H, int Hkv, int D, double eps);
+void head_rmsnorm_backward(Vec& dqkv, Vec& dq_weight, Vec& dk_weight, const Vec& qkv,
+                           const Vec& q_weight, const Vec& k_weight, const Vec& rstd, int64_t N,
+                           int H, int Hkv, int D);
+
+// RoPE with the frequencies of `rope` (theta, optional llama3 scaling), computed
+// here from the recipe, not by RopeParams::inv_freq.
+void rope_forward(Vec& qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope, int pos0);
+void rope_backward(Vec& dqkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
+                   int pos0);
+double rope_frequency(const RopeParams& rope, int i, int D);
 
 // Materialises the full score matrix (it is the oracle; memory does not matter here).
 void attention_forward(Vec& out, Vec& lse, const Vec& qkv, int B, int T, int H, int Hkv, int D);
@@ -41,6 +61,7 @@ struct AdamWHyperRef {
   double lr, beta1, beta2, eps, weight_decay, max_norm;
   int64_t step;
 };
-void adamw(Vec& params, const Vec& grads, Vec& m, Vec& v, const AdamWHyperRef& hyper, double grad_norm);
+void adamw(Vec& params, const Vec& grads, Vec& m, Vec& v, const AdamWHyperRef& hyper,
+           double grad_norm);
 
 }  // namespace kiln::ref

@@ -48,28 +48,28 @@ T* scratch(std::vector<T>& buffer, int64_t count) {
   return buffer.data();
 }
 
-// RoPE cos/sin tables [positions, D/2] for one (D, theta), in fp32 from angles in
-// double: angle(p, i) = p * theta^(-2i/D). Grown (never shrunk, never recomputed for
+// RoPE cos/sin tables [positions, D/2] for one (D, rope), in fp32 from angles in
+// double: angle(p, i) = p * rope.inv_freq(i, D) (theta^(-2i/D), or its llama3 rescaling). Grown (never shrunk, never recomputed for
 // positions it already holds) when a call needs more positions; a few (D, theta)
 // pairs are kept so models with differing head sizes do not thrash.
 struct RopeTable {
   int D = 0;
-  double theta = 0;
+  RopeParams rope{0.0};
   int positions = 0;
   std::vector<float> cos, sin;
 };
 
-const RopeTable& rope_table(int D, double theta, int positions_needed) {
+const RopeTable& rope_table(int D, const RopeParams& rope, int positions_needed) {
   constexpr int kTables = 4;
   thread_local RopeTable tables[kTables];
   thread_local int next_victim = 0;
   RopeTable* table = nullptr;
   for (RopeTable& t : tables)
-    if (t.D == D && t.theta == theta) table = &t;
+    if (t.D == D && t.rope.same_as(rope)) table = &t;
   if (!table) {
     table = &tables[next_victim];
     next_victim = (next_victim + 1) % kTables;
-    *table = RopeTable{D, theta, 0, {}, {}};
+    *table = RopeTable{D, rope, 0, {}, {}};
   }
   if (table->positions >= positions_needed) return *table;
   // Grow to a power of two (at least 64) so token-by-token decoding regrows rarely.
@@ -83,7 +83,7 @@ const RopeTable& rope_table(int D, double theta, int positions_needed) {
 #pragma omp parallel for schedule(static) if (int64_t(grown - old) * half > 4096)
   for (int p = old; p < grown; ++p) {
     for (int i = 0; i < half; ++i) {
-      const double angle = double(p) * std::pow(theta, -2.0 * i / D);
+      const double angle = double(p) * rope.inv_freq(i, D);
       cos_out[int64_t(p) * half + i] = float(std::cos(angle));
       sin_out[int64_t(p) * half + i] = float(std::sin(angle));
     }
@@ -94,8 +94,9 @@ const RopeTable& rope_table(int D, double theta, int positions_needed) {
 
 constexpr int64_t kMaxRopePositions = int64_t(1) << 26;
 
-void rope(const char* op, float* qkv, int B, int T, int H, int Hkv, int D, double theta, int pos0,
-          bool inverse) {
+void rope(const char* op, float* qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
+          int pos0, bool inverse) {
+  const double theta = rope.theta;
   check_positive(op, "B", B);
   check_positive(op, "T", T);
   check_positive(op, "n_heads", H);
@@ -110,7 +111,7 @@ void rope(const char* op, float* qkv, int B, int T, int H, int Hkv, int D, doubl
   if (int64_t(pos0) + T > kMaxRopePositions)
     fail_input(op, "position beyond the RoPE table limit",
                "<= " + std::to_string(kMaxRopePositions), std::to_string(int64_t(pos0) + T));
-  const RopeTable& table = rope_table(D, theta, pos0 + T);
+  const RopeTable& table = rope_table(D, rope, pos0 + T);
   const int64_t row_stride = int64_t(H + 2 * Hkv) * D;
   // The q heads and then the k heads are the first H + Hkv heads of every token row.
   kernels().rope(qkv, int64_t(B) * T, T, row_stride, H + Hkv, D, table.cos.data(), table.sin.data(),
@@ -157,14 +158,14 @@ void CpuBackend::rmsnorm_backward(float* dx, float* dweight, const float* dout, 
                              C);
 }
 
-void CpuBackend::rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, double theta,
-                              int pos0) {
-  rope("rope_forward", qkv, B, T, H, Hkv, D, theta, pos0, false);
+void CpuBackend::rope_forward(float* qkv, int B, int T, int H, int Hkv, int D,
+                              const RopeParams& rope_params, int pos0) {
+  rope("rope_forward", qkv, B, T, H, Hkv, D, rope_params, pos0, false);
 }
 
-void CpuBackend::rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, double theta,
-                               int pos0) {
-  rope("rope_backward", dqkv, B, T, H, Hkv, D, theta, pos0, true);
+void CpuBackend::rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D,
+                               const RopeParams& rope_params, int pos0) {
+  rope("rope_backward", dqkv, B, T, H, Hkv, D, rope_params, pos0, true);
 }
 
 void CpuBackend::swiglu_forward(void* out, DType out_dtype, const float* h13, int64_t N, int F) {

@@ -236,11 +236,14 @@ void CudaBackend::check_launch(const char* op) const {
                                                 cudaGetErrorString(status) + ")");
 }
 
-// RoPE tables [positions, D/2]: angle(p, i) = p * theta^(-2i/D) in double, stored as
+// RoPE tables [positions, D/2]: angle(p, i) = p * rope.inv_freq(i, D) in double, stored as
 // fp32 cos and sin, the same numbers the CPU backend uses. Grown to a power of two
 // (>= 64 positions) so decoding token by token regrows rarely.
-const float* CudaBackend::rope_table(int D, double theta, int positions, const float** sin_table) {
-  RopeTable& table = rope_tables_[{D, theta}];
+const float* CudaBackend::rope_table(int D, const RopeParams& rope, int positions,
+                                     const float** sin_table) {
+  const auto& s = rope.scaling;
+  RopeTable& table = rope_tables_[{D, rope.theta, s.factor, s.low_freq_factor, s.high_freq_factor,
+                                   s.original_max_position_embeddings}];
   if (table.positions < positions) {
     if (capturing_)
       fail_runtime("cuda rope",
@@ -252,7 +255,7 @@ const float* CudaBackend::rope_table(int D, double theta, int positions, const f
     std::vector<float> cos_host(size_t(grown) * half), sin_host(size_t(grown) * half);
     for (int p = 0; p < grown; ++p)
       for (int i = 0; i < half; ++i) {
-        const double angle = double(p) * std::pow(theta, -2.0 * i / D);
+        const double angle = double(p) * rope.inv_freq(i, D);
         cos_host[size_t(p) * half + i] = float(std::cos(angle));
         sin_host[size_t(p) * half + i] = float(std::sin(angle));
       }

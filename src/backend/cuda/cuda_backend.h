@@ -12,6 +12,7 @@
 //   elementwise.cu         cast, add, embedding forward, RoPE, SwiGLU
 //   embedding_backward.cu  deterministic sort-based embedding gradient (CUB radix sort)
 //   rmsnorm.cu             fused RMSNorm forward / backward
+//   qwen_ops.cu            q/k/v bias (Qwen2), per-head q/k RMSNorm (Qwen3)
 //   optimizer.cu           global_norm, fused AdamW
 //   classifier.cu          fused, chunked classifier + cross-entropy
 //   attention.cu           attention op entry points and kernel choice
@@ -32,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -104,9 +106,17 @@ class CudaBackend final : public Backend {
                        int64_t N, int C, float eps) override;
   void rmsnorm_backward(float* dx, float* dweight, const float* dout, const float* x,
                         const float* weight, const float* rstd, int64_t N, int C) override;
-  void rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, double theta,
+  void bias_forward(float* y, const float* bias, int64_t N, int C) override;
+  void bias_backward(float* dbias, const float* dy, int64_t N, int C) override;
+  void head_rmsnorm_forward(float* out, float* rstd, const float* qkv, const float* q_weight,
+                            const float* k_weight, int64_t N, int H, int Hkv, int D,
+                            float eps) override;
+  void head_rmsnorm_backward(float* dqkv, float* dq_weight, float* dk_weight, const float* qkv,
+                             const float* q_weight, const float* k_weight, const float* rstd,
+                             int64_t N, int H, int Hkv, int D) override;
+  void rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
                     int pos0) override;
-  void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, double theta,
+  void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
                      int pos0) override;
   void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int Hkv,
                          int D) override;
@@ -164,9 +174,9 @@ class CudaBackend final : public Backend {
   void* scratch(ScratchSlot slot, size_t bytes);
   // The RoPE cos/sin table [positions, D/2] on the device for (D, theta), grown to
   // hold at least `positions` rows (an upload; refused while capturing).
-  const float* rope_table(int D, double theta, int positions, const float** sin_table);
-  void rope(const char* op, float* qkv, int B, int T, int H, int Hkv, int D, double theta, int pos0,
-            bool inverse);
+  const float* rope_table(int D, const RopeParams& rope, int positions, const float** sin_table);
+  void rope(const char* op, float* qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
+            int pos0, bool inverse);
   // Launch-configuration helper: blocks for a grid-stride loop over n items.
   unsigned grid_for(int64_t n, int threads) const;
   void check_launch(const char* op) const;
@@ -192,7 +202,8 @@ class CudaBackend final : public Backend {
     float* cos = nullptr;  // [positions, D/2]
     float* sin = nullptr;
   };
-  std::map<std::pair<int, double>, RopeTable> rope_tables_;
+  // (D, theta, llama3 factor, low, high, original context) -> table
+  std::map<std::tuple<int, double, double, double, double, int>, RopeTable> rope_tables_;
 
   // Graph state (cuda_graph.cpp).
   struct StagedInput {

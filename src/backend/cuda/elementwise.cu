@@ -62,7 +62,8 @@ void CudaBackend::embedding_forward(float* out, const int32_t* tokens, const flo
 constexpr int64_t kMaxRopePositions = int64_t(1) << 26;
 
 void CudaBackend::rope(const char* op, float* qkv, int B, int T, int H, int Hkv, int D,
-                       double theta, int pos0, bool inverse) {
+                       const RopeParams& rope_params, int pos0, bool inverse) {
+  const double theta = rope_params.theta;
   check_positive(op, "B", B);
   check_positive(op, "T", T);
   check_positive(op, "n_heads", H);
@@ -78,7 +79,7 @@ void CudaBackend::rope(const char* op, float* qkv, int B, int T, int H, int Hkv,
     fail_input(op, "position beyond the RoPE table limit",
                "<= " + std::to_string(kMaxRopePositions), std::to_string(int64_t(pos0) + T));
   const float* sin_table = nullptr;
-  const float* cos_table = rope_table(D, theta, pos0 + T, &sin_table);
+  const float* cos_table = rope_table(D, rope_params, pos0 + T, &sin_table);
   const int64_t rows = int64_t(B) * T;
   const int64_t row_stride = int64_t(H + 2 * Hkv) * D;
   const int threads = row_threads(int64_t(H + Hkv) * (D / 2));
@@ -87,14 +88,14 @@ void CudaBackend::rope(const char* op, float* qkv, int B, int T, int H, int Hkv,
   check_launch(op);
 }
 
-void CudaBackend::rope_forward(float* qkv, int B, int T, int H, int Hkv, int D, double theta,
-                               int pos0) {
-  rope("rope_forward", qkv, B, T, H, Hkv, D, theta, pos0, false);
+void CudaBackend::rope_forward(float* qkv, int B, int T, int H, int Hkv, int D,
+                               const RopeParams& rope_params, int pos0) {
+  rope("rope_forward", qkv, B, T, H, Hkv, D, rope_params, pos0, false);
 }
 
-void CudaBackend::rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, double theta,
-                                int pos0) {
-  rope("rope_backward", dqkv, B, T, H, Hkv, D, theta, pos0, true);
+void CudaBackend::rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D,
+                                const RopeParams& rope_params, int pos0) {
+  rope("rope_backward", dqkv, B, T, H, Hkv, D, rope_params, pos0, true);
 }
 
 void CudaBackend::swiglu_forward(void* out, DType out_dtype, const float* h13, int64_t N, int F) {
