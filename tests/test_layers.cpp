@@ -55,7 +55,8 @@ int preprocess(const std::string& layer, const std::string& source, const std::s
   std::string cmd = shell_quote(KILN_CXX) + " -std=c++20 -E -o /dev/null -I" +
                     shell_quote(std::string(KILN_LAYER_DIR) + "/" + layer);
   if (fs::exists("/usr/local/cuda/include")) cmd += " -isystem /usr/local/cuda/include";
-  cmd += " " + shell_quote(file) + " 2>" + shell_quote(scratch + "/probe.err");
+  cmd.append(" ").append(shell_quote(file));
+  cmd.append(" 2>").append(shell_quote(scratch + "/probe.err"));
   const int status = std::system(cmd.c_str());
   *err = read_text_file(scratch + "/probe.err");
   return status;

@@ -211,7 +211,7 @@ TEST_F(Trainer, ResumeIsBitwiseExactWithStatefulOptions) {
     std::string name;
     std::vector<std::string> flags;
     bool sigterm = false;
-    std::string data;  // instead of train.bin
+    std::string data = {};  // instead of train.bin
   };
   const std::vector<Variant> variants = {
       {"val", {"--val-data", dir + "/val.bin", "--eval-every", "3", "--eval-batches", "2"}},
@@ -274,7 +274,9 @@ TEST_F(Trainer, ResumeIsBitwiseExactWithStatefulOptions) {
       const auto full = evals("full-val"), resumed = evals(part);
       EXPECT_EQ(full.size(), 4u) << "evals at steps 0, 3, 6, 8";
       for (const auto& [step, loss] : full)
-        if (resumed.count(step)) EXPECT_EQ(resumed.at(step), loss) << "eval at step " << step;
+        if (resumed.count(step)) {
+          EXPECT_EQ(resumed.at(step), loss) << "eval at step " << step;
+        }
       EXPECT_TRUE(resumed.count(8));
     }
   }
