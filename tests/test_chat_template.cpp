@@ -182,6 +182,38 @@ TEST(ChatTemplate, RealTemplatesMatchReference) {
   EXPECT_GE(rendered, expected_ok);
 }
 
+// SmolLM2-Instruct's chat_template as its tokenizer_config.json (and GGUF) ship
+// it. No npm package carries SmolLM2's files, so the template text is written
+// here; the rendered prompt for one user message, with the default system turn
+// it injects, is the one SmolLM2's model card and course material show.
+const char* kSmolLm2Template =
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+    "Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + "
+    "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+TEST(ChatTemplate, SmolLm2TemplateMatchesReference) {
+  ensure_reference();
+  const std::string scratch = test::scratch_dir("chat_smollm2");
+  std::vector<Case> cases;
+  const ojson convs = conversations();
+  for (const auto& [name, messages] : convs.items()) {
+    if (name != "plain" && name != "system") continue;  // it has no tool or thinking branches
+    for (bool generation : {false, true})
+      cases.push_back({"smollm2/" + name + (generation ? "/gen" : ""),
+                       kSmolLm2Template,
+                       {{"messages", messages}, {"add_generation_prompt", generation}}});
+  }
+  EXPECT_EQ(expect_same(cases, scratch), int(cases.size()));
+  const ojson one = {{"messages", {{{"role", "user"}, {"content", "I need help with my order"}}}},
+                     {"add_generation_prompt", true}};
+  EXPECT_EQ(ChatTemplate::parse(kSmolLm2Template, "smollm2").render(one, {}),
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+            "Face<|im_end|>\n<|im_start|>user\nI need help with my order<|im_end|>\n"
+            "<|im_start|>assistant\n");
+}
+
 ojson construct_context() {
   return ojson::parse(R"J({"xs": [1, 2, 3, 4], "x": 5,
     "d": {"a": 1, "b": "two", "c": [1, {"z": null}]},
