@@ -362,6 +362,7 @@ void tokenizer_json_seeds() {
         {"vocab", {{"?", 0}, {"_", 1}, {"a", 2}, {"##a", 3}, {"1", 4}, {"_a", 5}, {"aa", 6}}},
         {"merges", {"_ ##a", "a ##a"}}}}};
   put("tokenizer_json", "split_digits.json", split.dump(1));
+}
 
 // Hand-written chat templates (ChatML-style, Llama-style, one per construct);
 // the real model templates are test-time downloads, not committed here.
@@ -407,7 +408,6 @@ int main(int argc, char** argv) {
   manifest_seeds(tmp);
   tokenizer_seeds(tmp, argv[2]);
   tokenizer_json_seeds();
-
   chat_template_seeds();
   std::printf("corpus written to %s\n", g_root.c_str());
   return 0;
