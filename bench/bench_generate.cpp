@@ -1,5 +1,5 @@
-// Decode speed of the KV-cache Generator and the cost of one nucleus sample, on a
-// stories15M-shaped model with Kiln's seeded init (the weights' values do not
+// Decode and prefill speed of the KV-cache Generator (CPU backend; arg 0 = fp32,
+// 1 = bf16 GEMMs) and the cost of one nucleus sample, on Stories-shaped models with Kiln's seeded init (the weights' values do not
 // change the speed). Decoding reads every weight once per token, so besides
 // tokens/s the benchmark reports the weight bytes streamed per second.
 //   build/bench/kiln_kernel_bench --benchmark_filter=Generate --benchmark_min_time=2
@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "backend/cpu/cpu_backend.h"
 #include "core/rng.h"
 #include "infer/generator.h"
 #include "infer/sampler.h"
@@ -16,14 +17,18 @@
 namespace {
 
 // One token per iteration at positions 0, 1, ..., max_seq_len - 1, then again from
-// 0, so the time averages attention over every cache length.
-void BM_GenerateDecodeStories15M(benchmark::State& state) {
+// 0, so the time averages attention over every cache length. Arg: the GEMM dtype.
+template <int kPreset>
+void BM_GenerateDecode(benchmark::State& state) {
+  const char* preset = kPreset == 15 ? "stories15M" : "stories110M";
   kiln::ModelConfig config;
-  kiln::find_preset("stories15M", &config);
+  kiln::find_preset(preset, &config);
   kiln::ParamLayout layout(config);
   std::vector<float> params(layout.total());
   kiln::init_params(config, layout, 1, params.data());
-  kiln::Generator generator(config, params.data(), config.max_seq_len);
+  kiln::CpuBackend backend({kiln::DType(state.range(0)), 0});
+  kiln::LoadedGenerator loaded(backend, config, params.data(), config.max_seq_len);
+  kiln::Generator& generator = loaded.generator();
   int pos = 0, token = 1;
   for (auto _ : state) {
     if (pos == config.max_seq_len) {
@@ -35,9 +40,34 @@ void BM_GenerateDecodeStories15M(benchmark::State& state) {
     benchmark::DoNotOptimize(token);
   }
   state.SetItemsProcessed(state.iterations());
-  state.SetBytesProcessed(state.iterations() * int64_t(sizeof(float)) * layout.total());
+  state.SetBytesProcessed(state.iterations() * int64_t(dtype_size(backend.compute_dtype())) *
+                          layout.total());
 }
-BENCHMARK(BM_GenerateDecodeStories15M)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_GenerateDecode<15>)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_GenerateDecode<110>)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One 256-token prompt prefilled in one batched pass per iteration (items: tokens).
+template <int kPreset>
+void BM_GeneratePrefill256(benchmark::State& state) {
+  const char* preset = kPreset == 15 ? "stories15M" : "stories110M";
+  kiln::ModelConfig config;
+  kiln::find_preset(preset, &config);
+  kiln::ParamLayout layout(config);
+  std::vector<float> params(layout.total());
+  kiln::init_params(config, layout, 1, params.data());
+  kiln::CpuBackend backend({kiln::DType(state.range(0)), 0});
+  kiln::LoadedGenerator loaded(backend, config, params.data(), config.max_seq_len);
+  std::vector<int> prompt(256);
+  kiln::Rng rng(5);
+  for (int& t : prompt) t = int(rng.below(config.vocab_size));
+  for (auto _ : state) {
+    loaded.generator().reset();
+    benchmark::DoNotOptimize(loaded.generator().prefill(prompt));
+  }
+  state.SetItemsProcessed(state.iterations() * 256);
+}
+BENCHMARK(BM_GeneratePrefill256<15>)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_GeneratePrefill256<110>)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // softmax + nucleus (top_p 0.9) over a 32000-token vocabulary.
 void BM_GenerateSampleTopP(benchmark::State& state) {

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/attention_decode_kernels.cuh"
 #include "backend/cuda/attention_mma_kernels.cuh"
 #include "backend/cuda/attention_simt_kernels.cuh"
 #include "backend/cuda/classifier_kernels.cuh"
@@ -256,7 +257,7 @@ TEST(CudaKernelsEmulated, RopeAndSwiGlu) {
     std::vector<float> got = qkv;
     emu::launch(3, 32, 0, rope_kernel, got.data(), rows, T, stride, H + Hkv, D,
                 static_cast<const float*>(cos_t.data()), static_cast<const float*>(sin_t.data()),
-                pos0, sign);
+                pos0, static_cast<const int32_t*>(nullptr), sign);
     Vec want = ref::to_double(qkv);
     if (sign > 0)
       ref::rope_forward(want, B, T, H, Hkv, D, theta, pos0);
@@ -513,3 +514,68 @@ TEST(CudaKernelsEmulated, CublasLayoutMapping) {
         for (size_t i = 0; i < C.size(); ++i) ASSERT_NEAR(C[i], want[i], 1e-12) << i;
       }
 }
+
+namespace kiln {
+namespace {
+
+// The KV-cache decode kernels (attention_decode.cu) as the backend launches them:
+// the append, then one warp per (token, query head), four warps per block, against
+// the fp64 oracle; and RoPE at per-sequence positions read from (device) memory.
+TEST(CudaKernelsEmulated, AttentionDecodeAndRopeAtPositions) {
+  using namespace decode_kernels;
+  for (const auto& [T, D, ratio] : std::vector<std::tuple<int, int, int>>{
+           {1, 64, 1}, {1, 40, 2}, {3, 8, 4}, {3, 128, 2}}) {
+    const int B = 2, Hkv = 2, H = Hkv * ratio, max_len = 24;
+    const std::vector<int32_t> pos = {7, max_len - T};
+    const int64_t row = int64_t(H + 2 * Hkv) * D, cache = int64_t(B) * max_len * Hkv * D;
+    std::vector<float> k_got = ref::to_float(ref::random_vector(cache, 91, 1.0));
+    std::vector<float> v_got = ref::to_float(ref::random_vector(cache, 92, 1.0));
+    const std::vector<float> qkv = ref::to_float(ref::random_vector(B * T * row, 93, 2.0));
+    ref::Vec k_want = ref::to_double(k_got), v_want = ref::to_double(v_got), out_want;
+    ref::attention_decode(out_want, k_want, v_want, ref::to_double(qkv), B, T, H, Hkv, D, pos,
+                          max_len);
+    emu::launch(3, 64, 0, kv_append_kernel, k_got.data(), v_got.data(),
+                static_cast<const float*>(qkv.data()), B, T, H, Hkv, D,
+                static_cast<const int32_t*>(pos.data()), max_len);
+    EXPECT_EQ(ref::to_double(k_got), k_want);
+    EXPECT_EQ(ref::to_double(v_got), v_want);
+    std::vector<float> out(size_t(B) * T * H * D, kNaN);
+    const unsigned blocks = unsigned((B * T * H + kWarpsPerBlock - 1) / kWarpsPerBlock);
+    emu::launch(blocks, 32 * kWarpsPerBlock, 0, decode_attention_kernel, out.data(),
+                static_cast<const float*>(k_got.data()), static_cast<const float*>(v_got.data()),
+                static_cast<const float*>(qkv.data()), B, T, H, Hkv, D,
+                static_cast<const int32_t*>(pos.data()), max_len,
+                float(1.0 / std::sqrt(double(D))));
+    const double depth = std::sqrt(double(D)) + 2.0 * std::sqrt(double(max_len)) + 4.0;
+    EXPECT_LE(ref::normalized_error(out, out_want), ref::derived_tolerance(DType::f32, depth))
+        << "T " << T << " D " << D << " gqa " << ratio;
+  }
+
+  using namespace elementwise_kernels;
+  const int B = 3, T = 2, H = 2, Hkv = 1, D = 8, half = D / 2, positions = 64;
+  const RopeParams rope(10000.0);
+  std::vector<float> cos_t(size_t(positions) * half), sin_t(size_t(positions) * half);
+  for (int p = 0; p < positions; ++p)
+    for (int i = 0; i < half; ++i) {
+      const double angle = double(p) * rope.inv_freq(i, D);
+      cos_t[size_t(p) * half + i] = float(std::cos(angle));
+      sin_t[size_t(p) * half + i] = float(std::sin(angle));
+    }
+  const std::vector<int32_t> pos = {0, 5, 61};
+  const int64_t row = int64_t(H + 2 * Hkv) * D;
+  const std::vector<float> qkv = ref::to_float(ref::random_vector(B * T * row, 94, 1.0));
+  std::vector<float> got = qkv;
+  emu::launch(2, 32, 0, rope_kernel, got.data(), int64_t(B) * T, T, row, H + Hkv, D,
+              static_cast<const float*>(cos_t.data()), static_cast<const float*>(sin_t.data()), 0,
+              static_cast<const int32_t*>(pos.data()), 1.0f);
+  for (int b = 0; b < B; ++b) {
+    ref::Vec want(qkv.begin() + b * T * row, qkv.begin() + (b + 1) * T * row);
+    ref::rope_forward(want, 1, T, H, Hkv, D, rope, pos[b]);
+    const std::vector<float> got_b(got.begin() + b * T * row, got.begin() + (b + 1) * T * row);
+    EXPECT_LE(ref::normalized_error(got_b, want), ref::derived_tolerance(DType::f32, 4))
+        << "sequence " << b;
+  }
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,22 +1,31 @@
-// KV-cache decoding (src/infer/generator.h) against the fp64 whole-model oracle,
+// KV-cache decoding through the Backend (src/nn/decoder.h, src/infer/generator.h)
+// against the fp64 whole-model oracle and the fp32 decoding oracle,
 // and the samplers (src/infer/sampler.h) against the distributions they promise.
 #include <gtest/gtest.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <memory>
+#include <tuple>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda_factory.h"
+#include "core/cpu_features.h"
 #include "infer/generator.h"
+#include "nn/decoder.h"
 #include "infer/sampler.h"
 #include "model/param_layout.h"
 #include "reference/compare.h"
 #include "reference/reference_model.h"
+#include "reference/ref_generator.h"
 
 namespace kiln {
 namespace {
@@ -96,6 +105,48 @@ double logits_tolerance(const ModelConfig& c, int T) {
   return ref::derived_tolerance(DType::f32, depth);
 }
 
+// Where the decoder runs: a backend kind and its GEMM dtype.
+enum class Where { cpu_fp32, cpu_bf16, cuda_fp32, cuda_bf16 };
+const char* where_name(Where w) {
+  switch (w) {
+    case Where::cpu_fp32: return "cpu_fp32";
+    case Where::cpu_bf16: return "cpu_bf16";
+    case Where::cuda_fp32: return "Cuda_fp32";  // "Cuda" marks GPU tests (scripts/test-skips.sh)
+    default: return "Cuda_bf16";
+  }
+}
+DType where_dtype(Where w) {
+  return w == Where::cpu_fp32 || w == Where::cuda_fp32 ? DType::f32 : DType::bf16;
+}
+
+// The backend for `w`, or null with the reason it cannot exist on this machine.
+std::unique_ptr<Backend> backend_for(Where w, std::string* why) {
+  if (w == Where::cpu_fp32 || w == Where::cpu_bf16) {
+    if (w == Where::cpu_bf16 && active_isa() != Isa::avx512) {
+      *why = std::string("bf16 GEMMs need AVX-512 (ISA here: ") + isa_name(active_isa()) + ")";
+      return nullptr;
+    }
+    return std::make_unique<CpuBackend>(CpuBackendOptions{where_dtype(w), 0});
+  }
+  return make_cuda_backend(where_dtype(w), why);
+}
+
+// A Generator on its own backend with its own upload of `params`.
+struct TestGenerator {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<DeviceWeights> weights;
+  std::unique_ptr<Generator> g;
+  TestGenerator(std::unique_ptr<Backend> b, const ModelConfig& c, const std::vector<float>& params,
+                int max_len, int prefill_chunk = 256)
+      : backend(std::move(b)),
+        weights(std::make_unique<DeviceWeights>(*backend, c, params.data())),
+        g(std::make_unique<Generator>(*backend, c, weights->view(), max_len, prefill_chunk)) {}
+};
+TestGenerator cpu_generator(const ModelConfig& c, const std::vector<float>& params, int max_len) {
+  return TestGenerator(std::make_unique<CpuBackend>(CpuBackendOptions{DType::f32, 0}), c, params,
+                       max_len);
+}
+
 // Logits [T, V] from feeding `tokens` one at a time through a fresh cache.
 std::vector<std::vector<float>> incremental_logits(Generator& g, const std::vector<int>& tokens) {
   g.reset();
@@ -106,13 +157,38 @@ std::vector<std::vector<float>> incremental_logits(Generator& g, const std::vect
   }
   return rows;
 }
+std::vector<std::vector<float>> incremental_logits(ref::RefGenerator& g,
+                                                   const std::vector<int>& tokens) {
+  g.reset();
+  std::vector<std::vector<float>> rows;
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const float* logits = g.forward(tokens[t], int(t));
+    rows.emplace_back(logits, logits + g.config().vocab_size);
+  }
+  return rows;
+}
+
+// Logits after each prefix, from prefilling tokens[0..split) in one pass and then
+// the rest token by token: rows [split-1 .. T-1].
+std::vector<std::vector<float>> prefilled_logits(Generator& g, const std::vector<int>& tokens,
+                                                 int split) {
+  g.reset();
+  std::vector<std::vector<float>> rows;
+  const float* logits = g.prefill(std::vector<int>(tokens.begin(), tokens.begin() + split));
+  rows.emplace_back(logits, logits + g.config().vocab_size);
+  for (size_t t = split; t < tokens.size(); ++t) {
+    logits = g.forward(tokens[t], int(t));
+    rows.emplace_back(logits, logits + g.config().vocab_size);
+  }
+  return rows;
+}
 
 // Per position: normalized_error of the incremental row against the oracle's row.
 std::vector<double> errors_vs_oracle(const std::vector<std::vector<float>>& rows,
-                                     const std::vector<double>& want, int V) {
+                                     const std::vector<double>& want, int V, int first = 0) {
   std::vector<double> errors;
   for (size_t t = 0; t < rows.size(); ++t) {
-    std::vector<double> row(want.begin() + t * V, want.begin() + (t + 1) * V);
+    std::vector<double> row(want.begin() + (first + t) * V, want.begin() + (first + t + 1) * V);
     errors.push_back(ref::normalized_error(rows[t], row));
   }
   return errors;
@@ -124,46 +200,113 @@ std::vector<double> oracle_logits(const ModelConfig& c, const std::vector<float>
                          int(tokens.size()));
 }
 
-// ---------------------------------------------------------------------------------
-// Incremental decoding == full fp64 forward, at every position.
-
-struct GeneratorCase {
-  int n_kv_heads;
-  bool tie;
-};
-void PrintTo(const GeneratorCase& c, std::ostream* os) {
-  *os << "n_kv_heads " << c.n_kv_heads << (c.tie ? ", tied" : ", untied");
+// Tolerance for logits with bf16 GEMM operands (fp32 accumulation, fp32 elsewhere).
+// Each GEMM rounds both operands to bf16 once (relative error <= u_bf16 each), and
+// fp32 accumulation adds only fp32-size error, so a GEMM stage contributes about 2 u
+// of relative error to its output. There are 4 GEMM stages per layer and the
+// classifier; the stages' rounding errors are independent, so they add in quadrature:
+// sqrt(2 (4 L + 1)) u, times derived_tolerance's safety factor 8, plus the fp32 bound.
+// For the tiny model: 8 * sqrt(18) * 2^-8 = 0.13 (a wrong model is off by ~1).
+double logits_tolerance(const ModelConfig& c, int T, DType dt) {
+  if (dt == DType::f32) return logits_tolerance(c, T);
+  return ref::derived_tolerance(DType::bf16, std::sqrt(2.0 * (4 * c.n_layers + 1))) +
+         logits_tolerance(c, T);
 }
 
-class GeneratorVsOracle : public ::testing::TestWithParam<GeneratorCase> {};
+// ---------------------------------------------------------------------------------
+// Decoding through the Backend == full fp64 forward, at every position: token by
+// token, and with the prompt prefilled in one batched pass (in chunks).
 
-TEST_P(GeneratorVsOracle, IncrementalLogitsMatchFullForwardAtEveryPosition) {
-  const GeneratorCase gc = GetParam();
-  const ModelConfig c = tiny_config(gc.n_kv_heads, gc.tie);
-  const int T = 9;
+struct GeneratorCase {
+  const char* name;
+  int n_kv_heads;
+  bool tie;
+  bool qkv_bias = false;  // Qwen2
+  bool qk_norm = false;   // Qwen3, with head_dim 16 (q_dim 64 != dim 32)
+  bool llama3_rope = false;
+};
+void PrintTo(const GeneratorCase& c, std::ostream* os) { *os << c.name; }
+
+ModelConfig case_config(const GeneratorCase& gc) {
+  ModelConfig c = tiny_config(gc.n_kv_heads, gc.tie);
+  c.qkv_bias = gc.qkv_bias;
+  c.qk_norm = gc.qk_norm;
+  if (gc.qkv_bias) c.model_type = "qwen2";
+  if (gc.qk_norm) {
+    c.model_type = "qwen3";
+    c.head_dim = 16;
+  }
+  if (gc.llama3_rope) {  // wavelengths on both sides of the original context of 8
+    c.rope_theta = 500000.0;
+    c.rope_scaling.factor = 8;
+    c.rope_scaling.low_freq_factor = 1;
+    c.rope_scaling.high_freq_factor = 4;
+    c.rope_scaling.original_max_position_embeddings = 8;
+  }
+  c.validate("test config");
+  return c;
+}
+
+class GeneratorVsOracle
+    : public ::testing::TestWithParam<std::tuple<Where, GeneratorCase>> {};
+
+TEST_P(GeneratorVsOracle, DecodeAndPrefillMatchTheFullForwardAtEveryPosition) {
+  const auto [where, gc] = GetParam();
+  std::string why;
+  std::unique_ptr<Backend> backend = backend_for(where, &why);
+  if (!backend) {
+    // On the GPU machine (scripts/gpu-check.sh sets KILN_REQUIRE_CUDA=1) a missing
+    // device is a failure, not a skip.
+    const char* require = std::getenv("KILN_REQUIRE_CUDA");
+    if (require && std::string(require) == "1" && where != Where::cpu_bf16) FAIL() << why;
+    GTEST_SKIP() << why;
+  }
+  const ModelConfig c = case_config(gc);
+  const int T = 13;
   const std::vector<float> params = test_params(c, 11 + gc.n_kv_heads + 10 * gc.tie);
   const std::vector<int> tokens = random_tokens(c.vocab_size, T, 5);
   const std::vector<double> want = oracle_logits(c, params, tokens);
   ASSERT_EQ(want.size(), size_t(T) * c.vocab_size);
+  const DType dt = where_dtype(where);
+  const double tol = logits_tolerance(c, T, dt);
 
-  Generator g(c, params.data(), c.max_seq_len);
-  const std::vector<double> errors = errors_vs_oracle(incremental_logits(g, tokens), want, c.vocab_size);
-  const double tol = logits_tolerance(c, T);
-  for (int t = 0; t < T; ++t) EXPECT_LE(errors[t], tol) << "position " << t;
+  // Prefill chunks of 4: the 9-token prompt goes in as 4 + 4 + 1.
+  TestGenerator t(std::move(backend), c, params, c.max_seq_len, 4);
+  Generator& g = *t.g;
+  const std::vector<double> errors =
+      errors_vs_oracle(incremental_logits(g, tokens), want, c.vocab_size);
+  for (int i = 0; i < T; ++i) EXPECT_LE(errors[i], tol) << "token by token, position " << i;
   EXPECT_EQ(g.filled(), T);
-  std::printf("max normalized error %.3g over %d positions (tolerance %.3g)\n",
-              *std::max_element(errors.begin(), errors.end()), T, tol);
+  const int split = 9;
+  const std::vector<double> prefill_errors =
+      errors_vs_oracle(prefilled_logits(g, tokens, split), want, c.vocab_size, split - 1);
+  for (size_t i = 0; i < prefill_errors.size(); ++i)
+    EXPECT_LE(prefill_errors[i], tol) << "prefilled, position " << split - 1 + i;
+  std::printf("%s %s: max normalized error %.3g token by token, %.3g prefilled (tolerance %.3g)\n",
+              where_name(where), gc.name, *std::max_element(errors.begin(), errors.end()),
+              *std::max_element(prefill_errors.begin(), prefill_errors.end()), tol);
 }
 
-INSTANTIATE_TEST_SUITE_P(GqaAndTying, GeneratorVsOracle,
-                         ::testing::Values(GeneratorCase{2, false}, GeneratorCase{2, true},
-                                           GeneratorCase{1, false}, GeneratorCase{4, true}),
-                         [](const auto& info) {
-                           return "kv" + std::to_string(info.param.n_kv_heads) +
-                                  (info.param.tie ? "_tied" : "_untied");
-                         });
+const GeneratorCase kCases[] = {
+    {"kv2_untied", 2, false},
+    {"kv2_tied", 2, true},
+    {"kv1_untied", 1, false},
+    {"kv4_tied", 4, true},
+    {"qwen2_bias", 2, true, true},
+    {"qwen3_qk_norm", 2, true, false, true},
+    {"llama3_rope", 2, false, false, false, true},
+};
+INSTANTIATE_TEST_SUITE_P(
+    Models, GeneratorVsOracle,
+    ::testing::Combine(::testing::Values(Where::cpu_fp32, Where::cpu_bf16, Where::cuda_fp32,
+                                         Where::cuda_bf16),
+                       ::testing::ValuesIn(kCases)),
+    [](const auto& info) {
+      return std::string(where_name(std::get<0>(info.param))) + "_" +
+             std::get<1>(info.param).name;
+    });
 
-// The comparison above can fail: a generator whose RoPE uses another theta, or one
+// The comparison above can fail: a decoder whose RoPE uses another theta, or one
 // fed a different earlier token, lands far outside the tolerance at later positions.
 TEST(GeneratorVsOracle, ComparisonDetectsRopeAndContextMistakes) {
   const ModelConfig c = tiny_config(2, false);
@@ -175,48 +318,72 @@ TEST(GeneratorVsOracle, ComparisonDetectsRopeAndContextMistakes) {
 
   ModelConfig wrong_theta = c;
   wrong_theta.rope_theta = 500.0;
-  Generator g_theta(wrong_theta, params.data(), c.max_seq_len);
-  const auto e_theta = errors_vs_oracle(incremental_logits(g_theta, tokens), want, c.vocab_size);
+  TestGenerator g_theta = cpu_generator(wrong_theta, params, c.max_seq_len);
+  const auto e_theta = errors_vs_oracle(incremental_logits(*g_theta.g, tokens), want, c.vocab_size);
   EXPECT_LE(e_theta[0], tol);  // RoPE at position 0 is the identity
   EXPECT_GT(*std::max_element(e_theta.begin() + 1, e_theta.end()), 100 * tol);
 
   std::vector<int> other = tokens;
   other[0] = (tokens[0] + 1) % c.vocab_size;
-  Generator g(c, params.data(), c.max_seq_len);
-  const auto e_ctx = errors_vs_oracle(incremental_logits(g, other), want, c.vocab_size);
+  TestGenerator g = cpu_generator(c, params, c.max_seq_len);
+  const auto e_ctx = errors_vs_oracle(incremental_logits(*g.g, other), want, c.vocab_size);
   for (int t = 1; t < T; ++t) EXPECT_GT(e_ctx[t], 100 * tol) << "position " << t;
 }
 
-// ---------------------------------------------------------------------------------
-// Cache bookkeeping: reset, rewind, prefill, thread count.
+// The fp32 decoding oracle (tests/reference/ref_generator.h, plain loops) agrees
+// with the fp64 forward and with the Backend decoder, and greedy decoding picks the
+// same tokens in both.
+TEST(GeneratorVsOracle, BackendDecoderAgreesWithTheFp32DecodingOracle) {
+  const ModelConfig c = tiny_config(2, false);
+  const std::vector<float> params = test_params(c, 41);
+  const std::vector<int> tokens = random_tokens(c.vocab_size, 12, 9);
+  const std::vector<double> want = oracle_logits(c, params, tokens);
+  const double tol = logits_tolerance(c, 12);
+  ref::RefGenerator oracle(c, params.data(), c.max_seq_len);
+  const auto oracle_errors = errors_vs_oracle(incremental_logits(oracle, tokens), want, c.vocab_size);
+  for (size_t t = 0; t < oracle_errors.size(); ++t) EXPECT_LE(oracle_errors[t], tol) << t;
 
-TEST(Generator, ResetRewindPrefillAndThreadsGiveIdenticalLogits) {
+  TestGenerator g = cpu_generator(c, params, c.max_seq_len);
+  std::vector<int> ours, theirs;
+  generate(*g.g, {1, 4}, 14, 0.0f, 1.0f, 0, [&](int t) {
+    ours.push_back(t);
+    return true;
+  });
+  const float* logits = oracle.prefill({1, 4});
+  for (int i = 0; i < 14; ++i) {
+    theirs.push_back(argmax(logits, c.vocab_size));
+    logits = oracle.forward(theirs.back(), 2 + i);
+  }
+  EXPECT_EQ(ours, theirs);
+}
+
+// ---------------------------------------------------------------------------------
+// Cache bookkeeping: reset, rewind, thread count, several sequences.
+
+TEST(Generator, ResetAndRewindGiveIdenticalLogits) {
   const ModelConfig c = tiny_config(2, false);
   const std::vector<float> params = test_params(c, 17);
   const std::vector<int> tokens = random_tokens(c.vocab_size, 9, 6);
-  Generator g(c, params.data(), 12);
+  TestGenerator t = cpu_generator(c, params, 12);
+  Generator& g = *t.g;
   const auto first = incremental_logits(g, tokens);
   EXPECT_EQ(incremental_logits(g, tokens), first);  // reset() forgets everything
-
-  const float* last = g.prefill(tokens);
-  EXPECT_EQ(std::vector<float>(last, last + c.vocab_size), first.back());
 
   // Rewind to position 4 with another token, then go on: the same as a fresh run.
   std::vector<int> branched = tokens;
   branched[4] = (tokens[4] + 7) % c.vocab_size;
   std::vector<std::vector<float>> rewound;
-  for (int t = 4; t < 9; ++t) {
-    const float* l = g.forward(branched[t], t);
+  for (int i = 4; i < 9; ++i) {
+    const float* l = g.forward(branched[i], i);
     rewound.emplace_back(l, l + c.vocab_size);
   }
   const auto fresh = incremental_logits(g, branched);
-  for (int t = 4; t < 9; ++t) EXPECT_EQ(rewound[t - 4], fresh[t]) << "position " << t;
-
+  for (int i = 4; i < 9; ++i) EXPECT_EQ(rewound[i - 4], fresh[i]) << "position " << i;
 }
 
-// One thread owns each output element, so the thread count changes nothing. The
-// model is just big enough that every matrix-vector product and, from position 32
-// on, the attention take their parallel paths (generator.cpp's kParallelMacs).
+// Decode and prefill at 1 and 2 threads give the same logits: every output element
+// of the decode kernels is summed by one thread in a fixed order. The model is big
+// enough that the attention takes its parallel path from position 32 on.
 TEST(Generator, LogitsDoNotDependOnTheThreadCount) {
   ModelConfig c = tiny_config(2, false);
   c.dim = 128;
@@ -228,22 +395,75 @@ TEST(Generator, LogitsDoNotDependOnTheThreadCount) {
   c.max_seq_len = 40;
   const std::vector<float> params = test_params(c, 31);
   const std::vector<int> tokens = random_tokens(c.vocab_size, 40, 8);
-  set_generator_parallel_macs(int64_t(1) << 15);
-  Generator g(c, params.data(), c.max_seq_len);
+  // CpuBackend's thread count is OpenMP's (process-wide): set it around each run.
+  TestGenerator t = cpu_generator(c, params, c.max_seq_len);
   const int threads = omp_get_max_threads();
   omp_set_num_threads(1);
-  const auto one_thread = incremental_logits(g, tokens);
-  omp_set_num_threads(std::max(threads, 2));
-  const auto many_threads = incremental_logits(g, tokens);
+  const auto one = incremental_logits(*t.g, tokens);
+  const auto one_prefilled = prefilled_logits(*t.g, tokens, 30);
+  omp_set_num_threads(2);
+  const auto two = incremental_logits(*t.g, tokens);
+  const auto two_prefilled = prefilled_logits(*t.g, tokens, 30);
   omp_set_num_threads(threads);
-  set_generator_parallel_macs(int64_t(1) << 20);
-  EXPECT_EQ(one_thread, many_threads);
+  EXPECT_EQ(one, two);
+  EXPECT_EQ(one_prefilled, two_prefilled);
+}
+
+// Several sequences decoded as one batch (M = B GEMMs, one cache slot each, each
+// at its own position) give each sequence the logits it gets alone.
+TEST(Decoder, BatchedSequencesMatchTheirSingleRuns) {
+  const ModelConfig c = case_config(kCases[5]);  // Qwen3-shaped: q/k norms, head_dim 16
+  const std::vector<float> params = test_params(c, 43);
+  CpuBackend backend({DType::f32, 0});
+  DeviceWeights weights(backend, c, params.data());
+  const int B = 3, steps = 5;
+  const std::vector<std::vector<int>> prompts = {
+      random_tokens(c.vocab_size, 2, 1), random_tokens(c.vocab_size, 6, 2),
+      random_tokens(c.vocab_size, 4, 3)};
+  const std::vector<std::vector<int>> next = {random_tokens(c.vocab_size, steps, 4),
+                                              random_tokens(c.vocab_size, steps, 5),
+                                              random_tokens(c.vocab_size, steps, 6)};
+  Decoder batch(backend, c, weights.view(), B, c.max_seq_len);
+  std::vector<int32_t> pos(B);
+  for (int b = 0; b < B; ++b) {
+    const std::vector<int32_t> p(prompts[b].begin(), prompts[b].end());
+    batch.prefill(b, p.data(), int(p.size()), 0);
+    pos[b] = int32_t(p.size());
+  }
+  std::vector<std::vector<std::vector<float>>> batched(B);
+  for (int s = 0; s < steps; ++s) {
+    std::vector<int32_t> tok(B);
+    for (int b = 0; b < B; ++b) tok[b] = next[b][s];
+    const float* logits = batch.decode(tok.data(), pos.data(), B);
+    for (int b = 0; b < B; ++b) {
+      batched[b].emplace_back(logits + size_t(b) * c.vocab_size,
+                              logits + size_t(b + 1) * c.vocab_size);
+      ++pos[b];
+    }
+  }
+  const double tol = logits_tolerance(c, 11);
+  for (int b = 0; b < B; ++b) {
+    std::vector<int> all = prompts[b];
+    all.insert(all.end(), next[b].begin(), next[b].end());
+    const std::vector<double> want = oracle_logits(c, params, all);
+    const auto errors =
+        errors_vs_oracle(batched[b], want, c.vocab_size, int(prompts[b].size()));
+    for (int s = 0; s < steps; ++s) EXPECT_LE(errors[s], tol) << "sequence " << b << " step " << s;
+  }
+  std::vector<int32_t> bad_pos = {0, 0, 9};  // slot 2 holds 4 + 5 = 9 positions: ok
+  std::vector<int32_t> tok = {1, 1, 1};
+  EXPECT_NO_THROW(batch.decode(tok.data(), bad_pos.data(), B));
+  bad_pos[2] = 11;  // skips position 10
+  EXPECT_THROW(batch.decode(tok.data(), bad_pos.data(), B), InputError);
+  EXPECT_THROW(batch.decode(tok.data(), pos.data(), B + 1), InputError);
+  EXPECT_THROW(batch.prefill(B, tok.data(), 1, 0), InputError);
 }
 
 TEST(Generator, RejectsBadTokensPositionsAndLengths) {
   const ModelConfig c = tiny_config(2, true);
   const std::vector<float> params = test_params(c, 19);
-  Generator g(c, params.data(), 4);
+  TestGenerator t = cpu_generator(c, params, 4);
+  Generator& g = *t.g;
   EXPECT_THROW(g.forward(-1, 0), InputError);
   EXPECT_THROW(g.forward(c.vocab_size, 0), InputError);
   EXPECT_THROW(g.forward(0, -1), InputError);
@@ -256,11 +476,14 @@ TEST(Generator, RejectsBadTokensPositionsAndLengths) {
   EXPECT_THROW(g.forward(0, 4), InputError);  // max_len 4
   EXPECT_THROW(g.prefill({}), InputError);
   EXPECT_THROW(g.prefill({1, 2, 3, 4, 5}), InputError);
-  EXPECT_THROW(Generator(c, params.data(), 0), InputError);
-  EXPECT_THROW(Generator(c, params.data(), c.max_seq_len + 1), InputError);
-  EXPECT_THROW(Generator(c, nullptr, 4), InputError);
+  EXPECT_THROW(g.prefill({1, c.vocab_size}), InputError);
+  EXPECT_THROW(cpu_generator(c, params, 0), InputError);
+  EXPECT_THROW(cpu_generator(c, params, c.max_seq_len + 1), InputError);
+  CpuBackend backend({DType::f32, 0});
+  EXPECT_THROW(DeviceWeights(backend, c, nullptr), InputError);
   try {
     g.forward(c.vocab_size, 0);
+    ADD_FAILURE() << "no error";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("token id out of range"), std::string::npos) << e.what();
   }
@@ -272,12 +495,13 @@ TEST(Generator, RejectsBadTokensPositionsAndLengths) {
 TEST(Generate, GreedyFollowsArgmaxAndStopsWhereAsked) {
   const ModelConfig c = tiny_config(2, false);
   const std::vector<float> params = test_params(c, 23);
-  Generator g(c, params.data(), 12);
+  TestGenerator t = cpu_generator(c, params, 12);
+  Generator& g = *t.g;
   const std::vector<int> prompt = {1, 5, 9};
 
   std::vector<int> streamed;
-  GenerationStats s = generate(g, prompt, 6, 0.0f, 1.0f, 0, [&](int t) {
-    streamed.push_back(t);
+  GenerationStats s = generate(g, prompt, 6, 0.0f, 1.0f, 0, [&](int tok) {
+    streamed.push_back(tok);
     return true;
   });
   ASSERT_EQ(streamed.size(), 6u);
@@ -287,12 +511,13 @@ TEST(Generate, GreedyFollowsArgmaxAndStopsWhereAsked) {
   EXPECT_EQ(g.filled(), 9);  // every generated token was fed
 
   // The same by hand: feed, take the argmax, feed it, ...
-  Generator manual(c, params.data(), 12);
+  TestGenerator m = cpu_generator(c, params, 12);
+  Generator& manual = *m.g;
   const float* logits = manual.prefill(prompt);
   for (int i = 0; i < 6; ++i) {
-    const int t = argmax(logits, c.vocab_size);
-    EXPECT_EQ(streamed[i], t) << "step " << i;
-    logits = manual.forward(t, 3 + i);
+    const int tok = argmax(logits, c.vocab_size);
+    EXPECT_EQ(streamed[i], tok) << "step " << i;
+    logits = manual.forward(tok, 3 + i);
   }
 
   // on_token returning false stops at once; max_len caps prompt + generated.
@@ -310,11 +535,12 @@ TEST(Generate, GreedyFollowsArgmaxAndStopsWhereAsked) {
 TEST(Generate, SeededSamplingIsDeterministicAndInputsAreValidated) {
   const ModelConfig c = tiny_config(2, false);
   const std::vector<float> params = test_params(c, 29);
-  Generator g(c, params.data(), 16);
+  TestGenerator t = cpu_generator(c, params, 16);
+  Generator& g = *t.g;
   auto run = [&](uint64_t seed) {
     std::vector<int> out;
-    generate(g, {2}, 15, 1.0f, 0.9f, seed, [&](int t) {
-      out.push_back(t);
+    generate(g, {2}, 15, 1.0f, 0.9f, seed, [&](int tok) {
+      out.push_back(tok);
       return true;
     });
     return out;

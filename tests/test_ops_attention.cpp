@@ -300,3 +300,72 @@ TEST(Attention, Stories110MShapeAtT4096NeedsNoTxTMemory) {
 }
 
 }  // namespace
+
+namespace {
+
+// --- decoding over a KV cache (attention_decode, rope_forward_at) --------------------
+// Three sequences at different positions, each with its own cache slot whose earlier
+// positions hold values from "before"; T = 1 is the decode step, T = 5 a prefill chunk.
+// The cache writes must be exact copies; the outputs match the fp64 oracle within the
+// forward's rounding depth (with T replaced by the attended length).
+TEST(AttentionDecode, MatchesFp64OracleAndWritesTheCache) {
+  for (const auto& [T, D, ratio] : std::vector<std::tuple<int, int, int>>{
+           {1, 64, 1}, {1, 18, 2}, {5, 8, 4}, {5, 64, 2}}) {
+    const int B = 3, Hkv = 2, H = Hkv * ratio, max_len = 40;
+    const std::vector<int32_t> pos = {0, 17, 40 - T};
+    const int64_t row = int64_t(H + 2 * Hkv) * D, cache = int64_t(B) * max_len * Hkv * D;
+    Vec k_cache = ref::random_vector(cache, 71, 1.0), v_cache = ref::random_vector(cache, 72, 1.0);
+    const Vec qkv = ref::random_vector(B * T * row, 73, 2.0);
+    std::vector<float> k_got = ref::to_float(k_cache), v_got = ref::to_float(v_cache);
+    Vec k_want = ref::to_double(k_got), v_want = ref::to_double(v_got), out_want;
+    const std::vector<float> qkv_f = ref::to_float(qkv);
+    ref::attention_decode(out_want, k_want, v_want, ref::to_double(qkv_f), B, T, H, Hkv, D, pos,
+                          max_len);
+    CpuBackend backend;
+    std::vector<float> out(size_t(B) * T * H * D, std::numeric_limits<float>::quiet_NaN());
+    backend.attention_decode(out.data(), k_got.data(), v_got.data(), qkv_f.data(), B, T, H, Hkv, D,
+                             pos.data(), max_len);
+    EXPECT_EQ(ref::to_double(k_got), k_want) << "T " << T << " D " << D;
+    EXPECT_EQ(ref::to_double(v_got), v_want) << "T " << T << " D " << D;
+    const double depth = std::sqrt(double(D)) + 2.0 * std::sqrt(double(max_len)) + 4.0;
+    EXPECT_LE(ref::normalized_error(out, out_want), ref::derived_tolerance(DType::f32, depth))
+        << "T " << T << " D " << D << " gqa " << ratio;
+    // A check that can fail: a query at another position attends to other keys.
+    std::vector<int32_t> shifted = pos;
+    shifted[1] -= 1;
+    std::vector<float> k2 = ref::to_float(k_cache), v2 = ref::to_float(v_cache), out2(out.size());
+    backend.attention_decode(out2.data(), k2.data(), v2.data(), qkv_f.data(), B, T, H, Hkv, D,
+                             shifted.data(), max_len);
+    EXPECT_GT(ref::normalized_error(out2, out_want), 1e-3);
+  }
+  CpuBackend backend;
+  std::vector<float> buf(4096);
+  const std::vector<int32_t> beyond = {38};
+  EXPECT_THROW(backend.attention_decode(buf.data(), buf.data(), buf.data(), buf.data(), 1, 3, 2, 2,
+                                        8, beyond.data(), 40),
+               InputError);
+}
+
+// rope_forward_at with per-sequence positions == rope_forward of each sequence alone.
+TEST(AttentionDecode, RopeAtPositionsMatchesTheOracle) {
+  const int B = 3, T = 4, H = 4, Hkv = 2, D = 16, max_len = 64;
+  const std::vector<int32_t> pos = {0, 9, 60};
+  const RopeParams rope(10000.0);
+  const int64_t row = int64_t(H + 2 * Hkv) * D;
+  const std::vector<float> qkv = ref::to_float(ref::random_vector(B * T * row, 81, 1.0));
+  std::vector<float> got = qkv;
+  CpuBackend backend;
+  backend.rope_forward_at(got.data(), B, T, H, Hkv, D, rope, pos.data(), max_len);
+  for (int b = 0; b < B; ++b) {
+    Vec want(qkv.begin() + b * T * row, qkv.begin() + (b + 1) * T * row);
+    ref::rope_forward(want, 1, T, H, Hkv, D, rope, pos[b]);
+    const std::vector<float> got_b(got.begin() + b * T * row, got.begin() + (b + 1) * T * row);
+    EXPECT_LE(ref::normalized_error(got_b, want), ref::derived_tolerance(DType::f32, 4))
+        << "sequence " << b;
+  }
+  const std::vector<int32_t> beyond = {0, 9, 61};
+  EXPECT_THROW(backend.rope_forward_at(got.data(), B, T, H, Hkv, D, rope, beyond.data(), max_len),
+               InputError);
+}
+
+}  // namespace

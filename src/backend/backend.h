@@ -125,6 +125,24 @@ class Backend {
   virtual void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D,
                              const RopeParams& rope, int pos0) = 0;
 
+  // --- decoding with a KV cache ------------------------------------------------------
+  // Sequence b < B owns cache slot b of k_cache / v_cache [B, max_len, Hkv, D] (fp32).
+  // pos[B] is backend memory (int32, so a captured decode step reads it on the
+  // device): token t of sequence b sits at position pos[b] + t, and every
+  // pos[b] + T <= max_len (the caller checks; the CPU backend checks again).
+  //
+  // RoPE as rope_forward, at those positions.
+  virtual void rope_forward_at(float* qkv, int B, int T, int H, int Hkv, int D,
+                               const RopeParams& rope, const int32_t* pos, int max_len) = 0;
+  // Appends, then attends:
+  //   k_cache[b, pos[b] + t] (=) k of token (b, t), v_cache likewise (from qkv, after RoPE);
+  //   out[B, T, H*D] (=) for token (b, t) at p = pos[b] + t and query head h:
+  //     softmax_{s <= p}(q . k_cache[b, s, h / (H/Hkv)] / sqrt(D)) v_cache[b, s, ...]
+  // So T > 1 is a causal prefill chunk on top of what slot b already holds.
+  virtual void attention_decode(float* out, float* k_cache, float* v_cache, const float* qkv,
+                                int B, int T, int H, int Hkv, int D, const int32_t* pos,
+                                int max_len) = 0;
+
   // --- causal GQA attention ----------------------------------------------------
   // out[B, T, H*D] (=) softmax(q k^T / sqrt(D) + causal mask) v, per head;
   // lse[B, H, T] (=) the log-sum-exp of each score row (kept for backward).

@@ -94,6 +94,16 @@ void ProfilingBackend::rope_backward(float* q, int B, int T, int H, int Hkv, int
                                      int p) {
   timed("rope bwd", 0, [&] { inner_.rope_backward(q, B, T, H, Hkv, D, th, p); });
 }
+void ProfilingBackend::rope_forward_at(float* q, int B, int T, int H, int Hkv, int D,
+                                       const RopeParams& th, const int32_t* pos, int max_len) {
+  timed("rope at", 0, [&] { inner_.rope_forward_at(q, B, T, H, Hkv, D, th, pos, max_len); });
+}
+// The positions may live in device memory, so no FLOP count is taken for the cached attention.
+void ProfilingBackend::attention_decode(float* o, float* kc, float* vc, const float* q, int B, int T,
+                                        int H, int Hkv, int D, const int32_t* pos, int max_len) {
+  timed("attention decode", 0,
+        [&] { inner_.attention_decode(o, kc, vc, q, B, T, H, Hkv, D, pos, max_len); });
+}
 void ProfilingBackend::attention_forward(float* o, float* l, const float* q, int B, int T, int H, int Hkv, int D) {
   timed("attention fwd", 2.0 * B * H * double(T) * T * D, [&] { inner_.attention_forward(o, l, q, B, T, H, Hkv, D); });
 }

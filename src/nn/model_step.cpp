@@ -92,7 +92,7 @@ void* ModelStep::buffer(size_t bytes) {
 }
 
 const void* ModelStep::compute_weight(const WeightsView& w, int64_t offset) const {
-  return static_cast<const char*>(w.params_compute) + offset * int64_t(dtype_size(dt_));
+  return compute_tensor(w, dt_, offset);
 }
 
 float ModelStep::forward_backward(const WeightsView& weights, float* grads, const int32_t* tokens,
@@ -112,9 +112,8 @@ float ModelStep::forward_loss(const WeightsView& weights, const int32_t* tokens,
 float ModelStep::forward(const WeightsView& w, const int32_t* tokens, const int32_t* targets,
                          float* grads, float grad_scale) {
   const int64_t N = int64_t(B_) * T_;
-  const int C = config_.dim, F = config_.hidden_dim, V = config_.vocab_size;
+  const int C = config_.dim, V = config_.vocab_size;
   const int H = config_.n_heads, Hkv = config_.n_kv_heads, D = config_.head_dim;
-  const int QKV = config_.qkv_dim(), Q = config_.q_dim();
   const float eps = float(config_.norm_eps);
   int64_t valid = 0;
   for (int64_t i = 0; i < N; ++i) {
@@ -146,32 +145,17 @@ float ModelStep::forward(const WeightsView& w, const int32_t* tokens, const int3
   // x = embed[token]
   backend_.embedding_forward(res_[0], tokens_, w.params + layout_.embedding(), N, C);
   for (int l = 0; l < config_.n_layers; ++l) {
-    const LayerOffsets& o = layout_.layer(l);
-    // Attention block: x_mid = x + Wo · attn(rope(Wqkv · rmsnorm(x)))
-    backend_.rmsnorm_forward(xn_attn_[l], dt_, attn_rstd_[l], res_[l], w.params + o.attn_norm, N, C,
-                             eps);
-    // qkv = xn Wqkv^T + bqkv; with qk_norm q and k become RMSNorm_head(q), RMSNorm_head(k)
-    float* qkv = config_.qk_norm ? qkv_pre_[l] : qkv_[l];
-    backend_.matmul(qkv, xn_attn_[l], compute_weight(w, o.wqkv), dt_, N, QKV, C, false, true,
-                    false);
-    if (config_.qkv_bias) backend_.bias_forward(qkv, w.params + o.bqkv, N, QKV);
-    if (config_.qk_norm)
-      backend_.head_rmsnorm_forward(qkv_[l], qk_rstd_[l], qkv, w.params + o.q_norm,
-                                    w.params + o.k_norm, N, H, Hkv, D, eps);
+    const LayerWeights lw = layer_weights(config_, layout_, w, dt_, l);
+    // Attention block: x_mid = x + Wo · attn(rope(qkv(rmsnorm(x))))
+    qkv_block_forward(backend_, config_, dt_, lw, res_[l], N, xn_attn_[l], attn_rstd_[l],
+                      config_.qk_norm ? qkv_pre_[l] : nullptr,
+                      config_.qk_norm ? qk_rstd_[l] : nullptr, qkv_[l]);
     backend_.rope_forward(qkv_[l], B_, T_, H, Hkv, D, config_.rope(), 0);
     backend_.attention_forward(att_[l], lse_[l], qkv_[l], B_, T_, H, Hkv, D);
-    if (att_c_[l] != att_[l]) backend_.cast(att_c_[l], dt_, att_[l], N * Q);
-    backend_.copy(res_mid_[l], res_[l], N * C * sizeof(float));
-    backend_.matmul(res_mid_[l], att_c_[l], compute_weight(w, o.wo), dt_, N, C, Q, false, true,
-                    true);
+    attention_output(backend_, config_, dt_, lw, att_[l], att_c_[l], res_[l], res_mid_[l], N);
     // FFN block: x_next = x_mid + W2 · (silu(W1 · xn) * (W3 · xn)), xn = rmsnorm(x_mid)
-    backend_.rmsnorm_forward(xn_ffn_[l], dt_, ffn_rstd_[l], res_mid_[l], w.params + o.ffn_norm, N,
-                             C, eps);
-    backend_.matmul(h13_[l], xn_ffn_[l], compute_weight(w, o.w13), dt_, N, 2 * F, C, false, true,
-                    false);
-    backend_.swiglu_forward(g_[l], dt_, h13_[l], N, F);
-    backend_.copy(res_[l + 1], res_mid_[l], N * C * sizeof(float));
-    backend_.matmul(res_[l + 1], g_[l], compute_weight(w, o.w2), dt_, N, C, F, false, true, true);
+    ffn_block_forward(backend_, config_, dt_, lw, res_mid_[l], res_[l + 1], N, xn_ffn_[l],
+                      ffn_rstd_[l], h13_[l], g_[l]);
   }
   backend_.rmsnorm_forward(xf_, dt_, final_rstd_, res_[config_.n_layers],
                            w.params + layout_.final_norm(), N, C, eps);

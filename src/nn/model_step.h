@@ -9,15 +9,9 @@
 #include "backend/backend.h"
 #include "model/config.h"
 #include "model/param_layout.h"
+#include "nn/blocks.h"
 
 namespace kiln {
-
-// The model's weights as the step sees them: fp32 masters (embedding lookup,
-// norms) and the compute-dtype copy the GEMMs read (== params when fp32).
-struct WeightsView {
-  const float* params = nullptr;         // [layout.total()] fp32, backend memory
-  const void* params_compute = nullptr;  // [layout.total()] compute dtype, backend memory
-};
 
 class ModelStep {
  public:

@@ -200,9 +200,8 @@ struct Run {
   // well under a second) and changes no training state, so resume stays exact.
   void sample() {
     if (!tokenizer) return;
-    std::vector<float> host(P);
-    backend->download(host.data(), params, P * sizeof(float));
-    Generator generator(config, host.data(), std::min(config.max_seq_len, o.sample_tokens + 16));
+    // Decoded on the training backend from the weights the step reads.
+    Generator generator(*backend, config, weights(), std::min(config.max_seq_len, o.sample_tokens + 16));
     SampleSettings settings;
     settings.prompt = o.sample_prompt;
     settings.steps = o.sample_tokens;

@@ -6,6 +6,7 @@
 //   dP_ij = dout_i . v_j,  dS_ij = P_ij (dP_ij - sum_k P_ik dP_ik),
 //   dq_i = sum_j dS_ij k_j / sqrt(D),  dk_j += sum_i dS_ij q_i / sqrt(D),  dv_j += sum_i P_ij
 //   dout_i.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -73,6 +74,38 @@ void attention_forward(Vec& out, Vec& lse, const Vec& qkv, int B, int T, int H, 
       }
     }
   }
+}
+
+void attention_decode(Vec& out, Vec& k_cache, Vec& v_cache, const Vec& qkv, int B, int T, int H,
+                      int Hkv, int D, const std::vector<int32_t>& pos, int max_len) {
+  const size_t row = size_t(H + 2 * Hkv) * D, kv = size_t(Hkv) * D;
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t)
+      for (size_t e = 0; e < kv; ++e) {
+        const size_t at = (size_t(b) * max_len + pos[b] + t) * kv + e;
+        k_cache[at] = qkv[(size_t(b) * T + t) * row + size_t(H) * D + e];
+        v_cache[at] = qkv[(size_t(b) * T + t) * row + size_t(H + Hkv) * D + e];
+      }
+  out.assign(size_t(B) * T * H * D, 0.0);
+  const double scale = 1.0 / std::sqrt(double(D));
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < H; ++h) {
+        const int p = pos[b] + t, g = h / (H / Hkv);
+        const double* q = &qkv[(size_t(b) * T + t) * row + size_t(h) * D];
+        std::vector<double> s(size_t(p) + 1);
+        double m = -INFINITY, sum = 0;
+        for (int j = 0; j <= p; ++j) {
+          s[j] = scale * dot(q, &k_cache[(size_t(b) * max_len + j) * kv + size_t(g) * D], D);
+          m = std::max(m, s[j]);
+        }
+        for (int j = 0; j <= p; ++j) sum += (s[j] = std::exp(s[j] - m));
+        double* o = &out[((size_t(b) * T + t) * H + h) * D];
+        for (int j = 0; j <= p; ++j) {
+          const double* v = &v_cache[(size_t(b) * max_len + j) * kv + size_t(g) * D];
+          for (int d = 0; d < D; ++d) o[d] += s[j] / sum * v[d];
+        }
+      }
 }
 
 void attention_backward(Vec& dqkv, const Vec& dout, const Vec& qkv, int B, int T, int H, int Hkv,

@@ -45,6 +45,11 @@ double rope_frequency(const RopeParams& rope, int i, int D);
 
 // Materialises the full score matrix (it is the oracle; memory does not matter here).
 void attention_forward(Vec& out, Vec& lse, const Vec& qkv, int B, int T, int H, int Hkv, int D);
+// attention_decode of backend.h: the new keys and values of qkv [B, T, QKV] are written
+// to k_cache / v_cache [B, max_len, Hkv, D] at positions pos[b] + t; out [B, T, H*D] (=)
+// for token (b, t) the causal softmax attention over cache positions 0..pos[b] + t.
+void attention_decode(Vec& out, Vec& k_cache, Vec& v_cache, const Vec& qkv, int B, int T, int H,
+                      int Hkv, int D, const std::vector<int32_t>& pos, int max_len);
 void attention_backward(Vec& dqkv, const Vec& dout, const Vec& qkv, int B, int T, int H, int Hkv,
                         int D);  // dqkv (=)
 

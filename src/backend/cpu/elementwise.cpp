@@ -94,8 +94,10 @@ const RopeTable& rope_table(int D, const RopeParams& rope, int positions_needed)
 
 constexpr int64_t kMaxRopePositions = int64_t(1) << 26;
 
+// seq_pos (host memory, [B]) not null: sequence b starts at seq_pos[b] instead of pos0,
+// and positions_end bounds every seq_pos[b] + T (the caller checked it).
 void rope(const char* op, float* qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
-          int pos0, bool inverse) {
+          int pos0, bool inverse, const int32_t* seq_pos = nullptr, int positions_end = 0) {
   const double theta = rope.theta;
   check_positive(op, "B", B);
   check_positive(op, "T", T);
@@ -111,11 +113,11 @@ void rope(const char* op, float* qkv, int B, int T, int H, int Hkv, int D, const
   if (int64_t(pos0) + T > kMaxRopePositions)
     fail_input(op, "position beyond the RoPE table limit",
                "<= " + std::to_string(kMaxRopePositions), std::to_string(int64_t(pos0) + T));
-  const RopeTable& table = rope_table(D, rope, pos0 + T);
+  const RopeTable& table = rope_table(D, rope, seq_pos ? positions_end : pos0 + T);
   const int64_t row_stride = int64_t(H + 2 * Hkv) * D;
   // The q heads and then the k heads are the first H + Hkv heads of every token row.
   kernels().rope(qkv, int64_t(B) * T, T, row_stride, H + Hkv, D, table.cos.data(), table.sin.data(),
-                 pos0, inverse);
+                 pos0, seq_pos, inverse);
 }
 
 }  // namespace
@@ -161,6 +163,21 @@ void CpuBackend::rmsnorm_backward(float* dx, float* dweight, const float* dout, 
 void CpuBackend::rope_forward(float* qkv, int B, int T, int H, int Hkv, int D,
                               const RopeParams& rope_params, int pos0) {
   rope("rope_forward", qkv, B, T, H, Hkv, D, rope_params, pos0, false);
+}
+
+void CpuBackend::rope_forward_at(float* qkv, int B, int T, int H, int Hkv, int D,
+                                 const RopeParams& rope_params, const int32_t* pos, int max_len) {
+  check_positive("rope_forward_at", "B", B);
+  check_positive("rope_forward_at", "T", T);
+  check_positive("rope_forward_at", "max_len", max_len);
+  if (int64_t(max_len) > kMaxRopePositions)
+    fail_input("rope_forward_at", "max_len beyond the RoPE table limit",
+               "<= " + std::to_string(kMaxRopePositions), std::to_string(max_len));
+  for (int b = 0; b < B; ++b)
+    if (pos[b] < 0 || int64_t(pos[b]) + T > max_len)
+      fail_input("rope_forward_at", "position of sequence " + std::to_string(b) + " out of range",
+                 "0.." + std::to_string(max_len - T), std::to_string(pos[b]));
+  rope("rope_forward_at", qkv, B, T, H, Hkv, D, rope_params, 0, false, pos, max_len);
 }
 
 void CpuBackend::rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D,

@@ -57,8 +57,11 @@ struct ElementwiseKernels {
   // are `row_stride` floats apart. Row r is token r % T, at position pos0 + r % T.
   // cos_table / sin_table are [positions, D/2]: entry [p, i] = cos / sin(p theta^(-2i/D)).
   // inverse = true applies R^T (the backward).
+  // Row r (token r % T of sequence r / T) is at position pos0 + r % T, or at
+  // seq_pos[r / T] + r % T when seq_pos is not null.
   void (*rope)(float* qkv, int64_t tokens, int T, int64_t row_stride, int heads, int D,
-               const float* cos_table, const float* sin_table, int pos0, bool inverse);
+               const float* cos_table, const float* sin_table, int pos0, const int32_t* seq_pos,
+               bool inverse);
   // out[N, F] (=, fp32 or bf16 bits) silu(h1) * h3, h13 [N, 2F] = [h1 | h3] per row
   void (*swiglu_forward)(void* out, bool out_bf16, const float* h13, int64_t N, int F);
   // dh13[N, 2F] (=) from dout[N, F]

@@ -118,6 +118,10 @@ class CudaBackend final : public Backend {
                     int pos0) override;
   void rope_backward(float* dqkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
                      int pos0) override;
+  void rope_forward_at(float* qkv, int B, int T, int H, int Hkv, int D, const RopeParams& rope,
+                       const int32_t* pos, int max_len) override;
+  void attention_decode(float* out, float* k_cache, float* v_cache, const float* qkv, int B, int T,
+                        int H, int Hkv, int D, const int32_t* pos, int max_len) override;
   void attention_forward(float* out, float* lse, const float* qkv, int B, int T, int H, int Hkv,
                          int D) override;
   void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,

@@ -84,7 +84,33 @@ void CudaBackend::rope(const char* op, float* qkv, int B, int T, int H, int Hkv,
   const int64_t row_stride = int64_t(H + 2 * Hkv) * D;
   const int threads = row_threads(int64_t(H + Hkv) * (D / 2));
   rope_kernel<<<grid_for(rows, 1), threads, 0, stream_>>>(
-      qkv, rows, T, row_stride, H + Hkv, D, cos_table, sin_table, pos0, inverse ? -1.0f : 1.0f);
+      qkv, rows, T, row_stride, H + Hkv, D, cos_table, sin_table, pos0, nullptr,
+      inverse ? -1.0f : 1.0f);
+  check_launch(op);
+}
+
+// The positions are device memory, so the table is sized for max_len up front (a
+// captured decode step then never grows it).
+void CudaBackend::rope_forward_at(float* qkv, int B, int T, int H, int Hkv, int D,
+                                  const RopeParams& rope_params, const int32_t* pos, int max_len) {
+  const char* op = "rope_forward_at";
+  check_positive(op, "B", B);
+  check_positive(op, "T", T);
+  check_positive(op, "n_heads", H);
+  check_positive(op, "n_kv_heads", Hkv);
+  check_positive(op, "head_dim", D);
+  check_positive(op, "max_len", max_len);
+  if (D % 2 != 0) fail_input(op, "head_dim must be even", "even", std::to_string(D));
+  if (int64_t(max_len) > kMaxRopePositions)
+    fail_input(op, "max_len beyond the RoPE table limit",
+               "<= " + std::to_string(kMaxRopePositions), std::to_string(max_len));
+  const float* sin_table = nullptr;
+  const float* cos_table = rope_table(D, rope_params, max_len, &sin_table);
+  const int64_t rows = int64_t(B) * T;
+  const int64_t row_stride = int64_t(H + 2 * Hkv) * D;
+  const int threads = row_threads(int64_t(H + Hkv) * (D / 2));
+  rope_kernel<<<grid_for(rows, 1), threads, 0, stream_>>>(qkv, rows, T, row_stride, H + Hkv, D,
+                                                          cos_table, sin_table, 0, pos, 1.0f);
   check_launch(op);
 }
 

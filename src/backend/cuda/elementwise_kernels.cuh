@@ -50,12 +50,15 @@ __global__ void embedding_forward_kernel(float* out, const int32_t* tokens, cons
 // the first `heads` = H + Hkv heads of the row (q then k):
 //   x[i] <- x[i] cos - x[i + D/2] sin,   x[i + D/2] <- x[i + D/2] cos + x[i] sin
 // with sin negated for the inverse rotation (backward).
+// Row r is at position pos0 + r % T, or seq_pos[r / T] + r % T (device memory) when
+// seq_pos is not null.
 __global__ void rope_kernel(float* qkv, int64_t rows, int T, int64_t row_stride, int heads, int D,
-                            const float* cos_table, const float* sin_table, int pos0, float sign) {
+                            const float* cos_table, const float* sin_table, int pos0,
+                            const int32_t* seq_pos, float sign) {
   const int half = D / 2;
   const int per_row = heads * half;
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    const int64_t pos = pos0 + row % T;
+    const int64_t pos = (seq_pos ? seq_pos[row / T] : pos0) + row % T;
     const float* cs = cos_table + pos * half;
     const float* sn = sin_table + pos * half;
     float* base = qkv + row * row_stride;
