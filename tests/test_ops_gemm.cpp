@@ -149,13 +149,15 @@ std::string matmul_name(const ::testing::TestParamInfo<MatmulParam>& info) {
          (ta ? "_At" : "_A") + (tb ? "Bt" : "B") + (acc ? "_acc_" : "_set_") + dtype_label(dtype);
 }
 
-// M, N, K drawn from {1, 7, 36, 100, 257}: vectors, tiny, tile-unaligned and a prime.
+// M, N, K drawn from {1, 7, 36, 100, 257}: vectors, tiny, tile-unaligned and a prime;
+// 3 x 517 x 768 is a decode step of 3 sequences (the few-row kernel, on all threads).
 INSTANTIATE_TEST_SUITE_P(OddShapes, MatmulTest,
                          ::testing::Combine(::testing::Values(Dims{1, 1, 1}, Dims{1, 7, 36},
                                                               Dims{7, 1, 257}, Dims{36, 100, 7},
                                                               Dims{100, 257, 1}, Dims{257, 36, 100},
                                                               Dims{7, 257, 257}, Dims{257, 257, 36},
-                                                              Dims{100, 100, 100}),
+                                                              Dims{100, 100, 100},
+                                                              Dims{3, 517, 768}),
                                             ::testing::Bool(), ::testing::Bool(), ::testing::Bool(),
                                             ::testing::Values(DType::f32, DType::bf16)),
                          matmul_name);

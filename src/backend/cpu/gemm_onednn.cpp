@@ -21,6 +21,7 @@
 #include "backend/cpu/bf16_convert.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/gemm_cache.h"
+#include "backend/cpu/gemv.h"
 #include "core/error.h"
 
 namespace kiln {
@@ -174,6 +175,9 @@ void CpuBackend::matmul(float* C, const void* A, const void* B, DType dtype, int
     if (!accumulate) zero(C, size_t(M * N) * sizeof(float));
     return;
   }
+
+  // A linear layer applied to a few rows (a decode step): a bandwidth-bound kernel.
+  if (!trans_a && trans_b && cpu::gemv_linear(C, A, B, dtype, M, N, K, accumulate)) return;
 
   const GemmKey key{M, N, K,
                     uint8_t((trans_a ? 1 : 0) | (trans_b ? 2 : 0) | (accumulate ? 4 : 0) |
