@@ -51,10 +51,13 @@ inline std::string scratch_dir(const std::string& name) {
   return dir.string();
 }
 
-// Runs `kiln args...` with stdout and stderr captured (through files in `scratch`).
-inline CliResult run_kiln(const std::vector<std::string>& args, const std::string& scratch) {
+// Runs `kiln args...` with stdout and stderr captured (through files in `scratch`),
+// standard input read from `stdin_path` when given (else inherited).
+inline CliResult run_kiln(const std::vector<std::string>& args, const std::string& scratch,
+                          const std::string& stdin_path = "") {
   std::string cmd = shell_quote(KILN_BINARY);
   for (const auto& a : args) cmd.append(" ").append(shell_quote(a));
+  if (!stdin_path.empty()) cmd.append(" <").append(shell_quote(stdin_path));
   const std::string out_path = scratch + "/.cli_stdout", err_path = scratch + "/.cli_stderr";
   cmd.append(" >").append(shell_quote(out_path)).append(" 2>").append(shell_quote(err_path));
   const int status = std::system(cmd.c_str());

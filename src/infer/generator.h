@@ -38,10 +38,15 @@ class Generator {
   const ModelConfig& config() const { return decoder_.config(); }
   int max_len() const { return decoder_.max_len(); }
   int filled() const { return decoder_.filled(0); }  // positions 0 .. filled()-1 are cached
+  // The tokens at positions 0 .. filled()-1.
+  std::vector<int> history() const {
+    return std::vector<int>(history_.begin(), history_.begin() + filled());
+  }
   Decoder& decoder() { return decoder_; }
 
  private:
   Decoder decoder_;
+  std::vector<int> history_;  // [max_len] the token fed at each position
 };
 
 // A Generator with its own copy of host weights on `backend` (for `kiln sample`).
@@ -59,24 +64,45 @@ class LoadedGenerator {
 
 // What generate() did and how fast.
 struct GenerationStats {
-  int prompt_tokens = 0;     // fed before the first sample
+  int prompt_tokens = 0;     // the prompt's length
+  int reused_tokens = 0;     // of which were already in the cache (reuse_cache)
   int generated_tokens = 0;  // passed to on_token
   double prefill_s = 0;      // feeding the prompt
   double decode_s = 0;       // sampling and feeding the generated tokens (not on_token)
   bool stopped_by_callback = false;  // on_token returned false
   bool reached_max_len = false;      // the sequence filled the generator's max_len
-  double prefill_tokens_per_s() const { return prefill_s > 0 ? prompt_tokens / prefill_s : 0; }
+  double prefill_tokens_per_s() const {
+    return prefill_s > 0 ? (prompt_tokens - reused_tokens) / prefill_s : 0;
+  }
   double decode_tokens_per_s() const { return decode_s > 0 ? generated_tokens / decode_s : 0; }
 };
 
-// Resets `generator`, feeds `prompt` at positions 0.., then samples up to `steps`
-// tokens with sample_next(temperature, top_p) from Rng(seed), streaming each to
-// on_token as soon as it is chosen. Stops when on_token returns false (that token
-// is not fed), after `steps` tokens, or when the sequence reaches max_len (prompt +
-// generated <= max_len). Every other generated token is fed, so afterwards the
-// cache holds the whole sequence and decoding could go on. Deterministic for a seed.
-// Throws InputError for an empty or too long prompt, steps < 0, or bad sampling
-// settings (before any work is done).
+// How generate() picks tokens (transformers' names): temperature 0 = greedy; top_k
+// (0 = off) then top_p (1 = off) narrow the distribution; repetition_penalty
+// (1 = off) rescales the logits of every id already in the sequence (prompt and
+// generated). reuse_cache: keep what the generator's cache holds up to the longest
+// common prefix with `prompt` and prefill only the rest (multi-turn chat).
+struct SamplingParams {
+  float temperature = 1.0f;
+  float top_p = 1.0f;
+  int top_k = 0;
+  float repetition_penalty = 1.0f;
+  uint64_t seed = 42;
+  bool reuse_cache = false;
+};
+
+// Resets `generator` (unless reuse_cache), feeds `prompt` at positions 0.., then
+// samples up to `steps` tokens from Rng(seed), streaming each to on_token as soon
+// as it is chosen. Stops when on_token returns false (that token is not fed), after
+// `steps` tokens, or when the sequence reaches max_len (prompt + generated <=
+// max_len). Every other generated token is fed, so afterwards the cache holds the
+// whole sequence and decoding could go on. Deterministic for a seed. Throws
+// InputError for an empty or too long prompt, steps < 0, or bad sampling settings
+// (before any work is done).
+GenerationStats generate(Generator& generator, const std::vector<int>& prompt, int steps,
+                         const SamplingParams& params,
+                         const std::function<bool(int token)>& on_token);
+// The same with temperature and top_p only.
 GenerationStats generate(Generator& generator, const std::vector<int>& prompt, int steps,
                          float temperature, float top_p, uint64_t seed,
                          const std::function<bool(int token)>& on_token);

@@ -3,7 +3,9 @@
 // periodic samples.
 #pragma once
 #include <functional>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "infer/generator.h"
 #include "tokenizer/tokenizer.h"
@@ -15,8 +17,12 @@ struct SampleSettings {
   int steps = 256;
   float temperature = 1.0f;
   float top_p = 0.9f;
+  int top_k = 0;                     // 0 = off
+  float repetition_penalty = 1.0f;   // 1 = off
   uint64_t seed = 42;
-  bool stop_at_document_end = true;  // a generated BOS or EOS ends the text
+  bool stop_at_document_end = true;  // a generated BOS or EOS (or a stop id) ends the text
+  std::vector<int32_t> stop_ids;     // more ids that end the text (a model's eos_token_id list)
+  bool add_bos = true;               // the prompt starts with the tokenizer's BOS
 };
 
 struct SampleResult {

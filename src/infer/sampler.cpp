@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -42,7 +44,9 @@ int draw(int n, Weight weight, Index index, double total, float u) {
 
 }  // namespace
 
-void validate_sampling(float temperature, float top_p) {
+void validate_sampling(float temperature, float top_p, int top_k) {
+  if (top_k < 0)
+    fail_input("--top-k", "must be >= 0 (0 keeps every token)", ">= 0", std::to_string(top_k));
   if (!(std::isfinite(temperature) && temperature >= 0.0f))
     fail_input("--temperature", "must be a finite number >= 0 (0 means greedy)", ">= 0",
                number(temperature));
@@ -58,8 +62,24 @@ int argmax(const float* logits, int V) {
   return best;
 }
 
-int sample_next(const float* logits, int V, float temperature, float top_p, Rng& rng) {
-  validate_sampling(temperature, top_p);
+void apply_repetition_penalty(float* logits, int V, const int* history, size_t n, float penalty) {
+  if (!(std::isfinite(penalty) && penalty > 0.0f))
+    fail_input("--repetition-penalty", "must be a finite number > 0 (1 = off)", "> 0",
+               number(penalty));
+  if (penalty == 1.0f) return;
+  thread_local std::vector<uint8_t> seen;
+  seen.assign(size_t(V), 0);
+  for (size_t i = 0; i < n; ++i) {
+    const int id = history[i];
+    if (id < 0 || id >= V || seen[id]) continue;
+    seen[id] = 1;
+    logits[id] = logits[id] > 0.0f ? logits[id] / penalty : logits[id] * penalty;
+  }
+}
+
+int sample_next(const float* logits, int V, float temperature, float top_p, Rng& rng,
+                int top_k) {
+  validate_sampling(temperature, top_p, top_k);
   if (V <= 0) fail_runtime("sampler", "empty vocabulary");
   // One vectorisable pass: the max, and x * 0 summed, which is NaN exactly when
   // some logit is NaN or infinite.
@@ -83,9 +103,16 @@ int sample_next(const float* logits, int V, float temperature, float top_p, Rng&
   thread_local std::vector<float> probs;
   thread_local std::vector<Candidate> candidates;
   probs.resize(V);
+  // Top-k: the k-th largest logit is the cut (everything at or above it stays).
+  float kth = -INFINITY;
+  if (top_k > 0 && top_k < V) {
+    probs.assign(logits, logits + V);
+    std::nth_element(probs.begin(), probs.begin() + (top_k - 1), probs.end(), std::greater<>());
+    kth = probs[top_k - 1];
+  }
   double total = 0.0;
   for (int i = 0; i < V; ++i) {
-    probs[i] = std::exp((logits[i] - max_logit) / temperature);
+    probs[i] = logits[i] >= kth ? std::exp((logits[i] - max_logit) / temperature) : 0.0f;
     total += probs[i];
   }
   if (top_p >= 1.0f || V == 1)

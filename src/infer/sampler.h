@@ -6,7 +6,7 @@ namespace kiln {
 
 // Throws InputError naming --temperature unless temperature >= 0 (and finite), and
 // naming --top-p unless 0 < top_p <= 1. Callers validate once before a run.
-void validate_sampling(float temperature, float top_p);
+void validate_sampling(float temperature, float top_p, int top_k = 0);
 
 // The next token id in [0, V) from logits[V]:
 // - temperature == 0: the argmax (greedy; the lowest index among equal maxima);
@@ -19,7 +19,15 @@ void validate_sampling(float temperature, float top_p);
 // infinite is a RuntimeError (a broken model, not bad input).
 // Scratch memory is per thread and grows only, so a decode loop allocates nothing
 // after its first token.
-int sample_next(const float* logits, int V, float temperature, float top_p, Rng& rng);
+// top_k > 0 first keeps only the tokens whose logit is at least the k-th largest
+// (ties at the k-th value are all kept, as transformers' TopKLogitsWarper); 0 = off.
+int sample_next(const float* logits, int V, float temperature, float top_p, Rng& rng,
+                int top_k = 0);
+
+// transformers' repetition penalty on logits[V] in place: for every distinct id in
+// `history`, a positive logit is divided by `penalty`, a negative one multiplied.
+// penalty must be > 0 (1 = off; InputError naming --repetition-penalty otherwise).
+void apply_repetition_penalty(float* logits, int V, const int* history, size_t n, float penalty);
 
 // The argmax of logits[V], lowest index on ties.
 int argmax(const float* logits, int V);

