@@ -679,5 +679,73 @@ TEST(Sampler, RejectsBadSettingsNamingTheFlag) {
   EXPECT_THROW(sample_next(broken.data(), 2, 1.0f, 1.0f, rng), RuntimeError);
 }
 
+// Top-k keeps the k largest logits (ties at the k-th value too) and samples among
+// them in proportion to their softmax; 0 and k >= V change nothing.
+TEST(Sampler, TopKKeepsTheKLargestWithTies) {
+  const std::vector<float> l = {0.5f, 2.0f, -1.0f, 1.0f, 1.0f, 3.0f};
+  Rng rng(7);
+  std::vector<int> counts(l.size(), 0);
+  const int draws = 6000;
+  for (int i = 0; i < draws; ++i) ++counts[sample_next(l.data(), 6, 1.0f, 1.0f, rng, 2)];
+  EXPECT_EQ(counts[0] + counts[2] + counts[3] + counts[4], 0);  // outside the top 2
+  // p(5) = e^3 / (e^3 + e^2) = 0.731; binomial std over 6000 draws is 0.0057.
+  EXPECT_NEAR(counts[5] / double(draws), std::exp(3.0) / (std::exp(3.0) + std::exp(2.0)), 0.03);
+  // k = 3: the 3rd largest is 1.0, held by ids 3 and 4, so both stay (4 tokens).
+  std::fill(counts.begin(), counts.end(), 0);
+  for (int i = 0; i < draws; ++i) ++counts[sample_next(l.data(), 6, 1.0f, 1.0f, rng, 3)];
+  EXPECT_GT(counts[3], 0);
+  EXPECT_GT(counts[4], 0);
+  EXPECT_EQ(counts[0] + counts[2], 0);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(sample_next(l.data(), 6, 1.0f, 1.0f, rng, 1), 5);
+  EXPECT_THROW(sample_next(l.data(), 6, 1.0f, 1.0f, rng, -1), InputError);
+}
+
+// transformers' rule: positive logits of seen ids divided by the penalty, negative
+// ones multiplied; each id once, however often it was seen.
+TEST(Sampler, RepetitionPenaltyScalesSeenLogitsOnce) {
+  std::vector<float> l = {2.0f, -2.0f, 1.0f, 4.0f};
+  const std::vector<int> history = {0, 1, 0, 0, 3};
+  apply_repetition_penalty(l.data(), 4, history.data(), history.size(), 2.0f);
+  EXPECT_EQ(l, (std::vector<float>{1.0f, -4.0f, 1.0f, 2.0f}));
+  apply_repetition_penalty(l.data(), 4, history.data(), history.size(), 1.0f);
+  EXPECT_EQ(l, (std::vector<float>{1.0f, -4.0f, 1.0f, 2.0f}));
+  EXPECT_THROW(apply_repetition_penalty(l.data(), 4, history.data(), 1, 0.0f), InputError);
+  EXPECT_THROW(apply_repetition_penalty(l.data(), 4, history.data(), 1, NAN), InputError);
+}
+
+// generate() with reuse_cache prefills only past the common prefix and gives the
+// same tokens as a fresh run.
+TEST(Generate, ReusedCacheGivesTheSameTokensAsAFreshRun) {
+  const ModelConfig c = tiny_config(2, false);
+  const std::vector<float> params = test_params(c, 37);
+  TestGenerator t = cpu_generator(c, params, 16);
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  auto run = [&](const std::vector<int>& prompt, bool reuse, GenerationStats* stats) {
+    std::vector<int> out;
+    greedy.reuse_cache = reuse;
+    *stats = generate(*t.g, prompt, 4, greedy, [&](int tok) {
+      out.push_back(tok);
+      return true;
+    });
+    return out;
+  };
+  GenerationStats s;
+  const std::vector<int> first = run({1, 2, 3}, false, &s);
+  std::vector<int> longer = {1, 2, 3};
+  longer.insert(longer.end(), first.begin(), first.end());
+  longer.push_back(5);
+  const std::vector<int> reused = run(longer, true, &s);
+  EXPECT_EQ(s.reused_tokens, 7);  // the 3 prompt tokens and 4 generated ones
+  GenerationStats fresh_stats;
+  EXPECT_EQ(run(longer, false, &fresh_stats), reused);
+  EXPECT_EQ(fresh_stats.reused_tokens, 0);
+  // A prompt that diverges early rewinds the cache to the common prefix.
+  const std::vector<int> branched = {1, 9, 9};
+  const std::vector<int> b1 = run(branched, true, &s);
+  EXPECT_EQ(s.reused_tokens, 1);
+  EXPECT_EQ(run(branched, false, &s), b1);
+}
+
 }  // namespace
 }  // namespace kiln
