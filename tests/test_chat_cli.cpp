@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -191,6 +192,27 @@ TEST(ChatCli, MessagesFileGetsOneReplyAndBadConversationsExitTwo) {
   const auto c = run_kiln({"chat", "--model", f.dir, "--context", "64"}, input);
   EXPECT_EQ(c.code, 2);
   EXPECT_NE(c.err.find("--context"), std::string::npos) << c.err;
+}
+
+// --prompts: every line a prompt, generated as one batch; the same texts as alone.
+TEST(ChatCli, SamplePromptsFileGeneratesEachPromptAsAlone) {
+  const Fixture& f = fixture();
+  const std::string file = scratch() + "/prompts.txt";
+  const std::vector<std::string> prompts = {"Once upon a time", "The cat", "Why is the sky blue?"};
+  test::write_text_file(file, prompts[0] + "\n" + prompts[1] + "\n\n" + prompts[2] + "\n");
+  const auto r = run_kiln({"sample", "--model", f.dir, "--prompts", file});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  for (const std::string& p : prompts) {
+    ASSERT_TRUE(std::getline(lines, line)) << r.out;
+    const nlohmann::json j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["prompt"], p);
+    const std::vector<int32_t> ids = f.tokenizer->encode(p, true, false);
+    EXPECT_EQ(j["text"], f.tokenizer->decode(oracle_greedy(f, ids, 6))) << p;
+  }
+  EXPECT_FALSE(std::getline(lines, line));
+  EXPECT_EQ(run_kiln({"sample", "--model", f.dir, "--prompts", file, "--prompt", "x"}).code, 2);
 }
 
 }  // namespace

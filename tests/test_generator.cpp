@@ -747,5 +747,38 @@ TEST(Generate, ReusedCacheGivesTheSameTokensAsAFreshRun) {
   EXPECT_EQ(run(branched, false, &s), b1);
 }
 
+// Several prompts as one batch give each prompt the tokens it gets alone (greedy),
+// including a sequence that stops early while the others go on.
+TEST(Generate, BatchOfPromptsMatchesSingleRuns) {
+  const ModelConfig c = case_config(kCases[4]);  // Qwen2-shaped: q/k/v biases
+  const std::vector<float> params = test_params(c, 47);
+  TestGenerator t = cpu_generator(c, params, 16);
+  const std::vector<std::vector<int>> prompts = {{1, 2}, {3, 4, 5, 6, 7}, {8}};
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  std::vector<std::vector<int>> alone;
+  for (const auto& p : prompts) {
+    std::vector<int> out;
+    generate(*t.g, p, 6, greedy, [&](int tok) {
+      out.push_back(tok);
+      return true;
+    });
+    alone.push_back(out);
+  }
+  Decoder decoder(*t.backend, c, t.weights->view(), 3, 16);
+  int calls_seq1 = 0;
+  GenerationStats stats;
+  const auto batched = generate_batch(
+      decoder, prompts, 6, greedy,
+      [&](int seq, int) { return seq != 1 || ++calls_seq1 <= 2; }, &stats);
+  EXPECT_EQ(batched[0], alone[0]);
+  EXPECT_EQ(batched[1], std::vector<int>(alone[1].begin(), alone[1].begin() + 2));
+  EXPECT_EQ(batched[2], alone[2]);
+  EXPECT_EQ(stats.prompt_tokens, 8);
+  EXPECT_THROW(generate_batch(decoder, {{1}, {2}, {3}, {4}}, 2, greedy,
+                              [](int, int) { return true; }),
+               InputError);
+}
+
 }  // namespace
 }  // namespace kiln

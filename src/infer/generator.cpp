@@ -114,4 +114,89 @@ GenerationStats generate(Generator& generator, const std::vector<int>& prompt, i
   return stats;
 }
 
+std::vector<std::vector<int>> generate_batch(
+    Decoder& decoder, const std::vector<std::vector<int>>& prompts, int steps,
+    const SamplingParams& params, const std::function<bool(int seq, int token)>& on_token,
+    GenerationStats* stats_out) {
+  validate_sampling(params.temperature, params.top_p, params.top_k);
+  std::vector<float> scratch;
+  apply_repetition_penalty(scratch.data(), 0, nullptr, 0, params.repetition_penalty);
+  if (steps < 0) fail_input("--steps", "must be >= 0", ">= 0", std::to_string(steps));
+  const int B = int(prompts.size()), V = decoder.config().vocab_size;
+  if (B < 1 || B > decoder.max_batch())
+    fail_input("--prompts", "number of prompts out of range",
+               "1.." + std::to_string(decoder.max_batch()), std::to_string(B));
+  for (int b = 0; b < B; ++b) {
+    if (prompts[b].empty())
+      fail_input("--prompts", "prompt " + std::to_string(b) + " is empty", ">= 1 token", "0");
+    if (int64_t(prompts[b].size()) > decoder.max_len())
+      fail_input("--prompts", "prompt " + std::to_string(b) + " is longer than max_len",
+                 "<= " + std::to_string(decoder.max_len()), std::to_string(prompts[b].size()));
+  }
+  GenerationStats stats;
+  decoder.reset();
+  std::vector<std::vector<float>> logits(static_cast<size_t>(B),
+                                         std::vector<float>(static_cast<size_t>(V)));
+  std::vector<std::vector<int>> sequences = prompts, out(static_cast<size_t>(B));
+  std::vector<int32_t> pos(static_cast<size_t>(B)), next(static_cast<size_t>(B));
+  std::vector<bool> done(static_cast<size_t>(B), false);
+  std::vector<Rng> rngs;
+  for (int b = 0; b < B; ++b) rngs.emplace_back(params.seed + uint64_t(b));
+  Timer timer;
+  for (int b = 0; b < B; ++b) {
+    const std::vector<int32_t> ids(prompts[b].begin(), prompts[b].end());
+    const float* l = decoder.prefill(b, ids.data(), int(ids.size()), 0);
+    std::copy(l, l + V, logits[b].begin());
+    pos[b] = int32_t(ids.size());
+    stats.prompt_tokens += int(ids.size());
+  }
+  stats.prefill_s = timer.seconds();
+  const bool penalize = params.repetition_penalty != 1.0f;
+  for (int step = 0; step < steps; ++step) {
+    timer.reset();
+    bool any = false;
+    for (int b = 0; b < B; ++b) {
+      if (done[b]) continue;
+      if (pos[b] >= decoder.max_len()) {
+        done[b] = true;
+        stats.reached_max_len = true;
+        continue;
+      }
+      if (penalize)
+        apply_repetition_penalty(logits[b].data(), V, sequences[b].data(), sequences[b].size(),
+                                 params.repetition_penalty);
+      const int token =
+          sample_next(logits[b].data(), V, params.temperature, params.top_p, rngs[b], params.top_k);
+      ++stats.generated_tokens;
+      if (!on_token(b, token)) {
+        done[b] = true;
+        stats.stopped_by_callback = true;
+        continue;
+      }
+      out[b].push_back(token);
+      if (penalize) sequences[b].push_back(token);
+      next[b] = token;
+      any = true;
+    }
+    if (!any) break;
+    // Finished sequences are fed again at their last position (overwriting what
+    // it holds), so the batch stays whole; their logits are ignored.
+    std::vector<int32_t> at(pos);
+    for (int b = 0; b < B; ++b)
+      if (done[b]) {
+        at[b] = std::max(0, pos[b] - 1);
+        next[b] = 0;
+      }
+    const float* l = decoder.decode(next.data(), at.data(), B);
+    for (int b = 0; b < B; ++b)
+      if (!done[b]) {
+        std::copy(l + size_t(b) * V, l + size_t(b + 1) * V, logits[b].begin());
+        ++pos[b];
+      }
+    stats.decode_s += timer.seconds();
+  }
+  if (stats_out) *stats_out = stats;
+  return out;
+}
+
 }  // namespace kiln

@@ -107,4 +107,15 @@ GenerationStats generate(Generator& generator, const std::vector<int>& prompt, i
                          float temperature, float top_p, uint64_t seed,
                          const std::function<bool(int token)>& on_token);
 
+// Many prompts as one batch: each prompt is prefilled into its own cache slot of
+// `decoder` (max_batch >= prompts.size()), then every step decodes one token for
+// all sequences still going (M = B GEMMs). Sequence b samples from Rng(seed + b);
+// on_token(b, token) streams its tokens and returns false to end that sequence
+// (the token is not fed). A sequence also ends after `steps` tokens or at max_len.
+// Returns the generated tokens of each sequence; stats sum over all of them.
+std::vector<std::vector<int>> generate_batch(
+    Decoder& decoder, const std::vector<std::vector<int>>& prompts, int steps,
+    const SamplingParams& params, const std::function<bool(int seq, int token)>& on_token,
+    GenerationStats* stats = nullptr);
+
 }  // namespace kiln
