@@ -215,4 +215,21 @@ TEST(ChatCli, SamplePromptsFileGeneratesEachPromptAsAlone) {
   EXPECT_EQ(run_kiln({"sample", "--model", f.dir, "--prompts", file, "--prompt", "x"}).code, 2);
 }
 
+// kiln bench --decode runs on a model directory and reports what it did (the
+// speed itself is measured in benchmarks, not asserted here).
+TEST(ChatCli, BenchDecodeReportsPrefillAndDecode) {
+  const Fixture& f = fixture();
+  const auto r = run_kiln({"bench", "--decode", "--model", f.dir, "--seq", "20", "--tokens", "7",
+                           "--steps", "1", "--warmup", "0", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["prompt_tokens"], 20);
+  EXPECT_EQ(j["decode_tokens"], 7);
+  EXPECT_GT(j["decode_tokens_per_s"].get<double>(), 0);
+  EXPECT_GT(j["prefill_tokens_per_s"].get<double>(), 0);
+  const auto e = run_kiln({"bench", "--decode", "--model", f.dir, "--seq", "250", "--tokens", "7"});
+  EXPECT_EQ(e.code, 2);
+  EXPECT_NE(e.err.find("max_seq_len"), std::string::npos) << e.err;
+}
+
 }  // namespace

@@ -1,5 +1,7 @@
-// kiln bench: end-to-end training-step throughput (--model ...), or the
-// machine's measured GEMM ceilings (--peak) that MFU is reported against.
+// kiln bench: end-to-end training-step throughput (--model ...), sampling speed
+// (--decode), or the machine's measured GEMM ceilings (--peak) that MFU is
+// reported against.
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -7,6 +9,10 @@
 #include "backend/gemm_peak.h"
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/rng.h"
+#include "infer/generator.h"
+#include "model/param_layout.h"
+#include "train/model_source.h"
 #include "train/step_benchmark.h"
 
 namespace kiln::cli {
@@ -17,7 +23,8 @@ struct BenchArgs {
   std::string dtype = "auto";
   std::string device = "cpu";
   int batch = 4, seq = 256, steps = 5, warmup = 1, threads = 0;
-  bool peak = false, json = false, profile = false;
+  int decode_tokens = 256;
+  bool peak = false, json = false, profile = false, decode = false;
 };
 
 BackendRequest backend_request(const BenchArgs& a) {
@@ -49,8 +56,58 @@ int run_peak(const BenchArgs& a) {
   return 0;
 }
 
+// --decode: a --seq-token prompt prefilled in one pass, then --tokens greedy decode
+// steps (the model's weights, or Kiln's seeded init for a preset: the values do not
+// change the speed). Reports tokens/s of both.
+int run_decode(const BenchArgs& a) {
+  if (a.seq <= 0) fail_input("--seq", "must be positive", "> 0", std::to_string(a.seq));
+  if (a.decode_tokens <= 0)
+    fail_input("--tokens", "must be positive", "> 0", std::to_string(a.decode_tokens));
+  ModelSource source = resolve_model(a.model);
+  const ModelConfig& config = source.config;
+  if (int64_t(a.seq) + a.decode_tokens > config.max_seq_len)
+    fail_input("--seq", "prompt + decoded tokens exceed the model's max_seq_len",
+               "<= " + std::to_string(config.max_seq_len),
+               std::to_string(int64_t(a.seq) + a.decode_tokens));
+  if (source.params.empty()) {
+    ParamLayout layout(config);
+    source.params.resize(size_t(layout.total()));
+    init_params(config, layout, 1, source.params.data());
+  }
+  std::unique_ptr<Backend> backend = make_backend(backend_request(a));
+  LoadedGenerator loaded(*backend, config, source.params.data(), a.seq + a.decode_tokens);
+  source.params = std::vector<float>();
+  Rng rng(5);
+  std::vector<int> prompt(size_t(a.seq));
+  for (int& t : prompt) t = int(rng.below(uint64_t(config.vocab_size)));
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  GenerationStats best;
+  for (int run = 0; run < std::max(1, a.warmup + a.steps); ++run) {
+    const GenerationStats s =
+        generate(loaded.generator(), prompt, a.decode_tokens, greedy, [](int) { return true; });
+    if (run < a.warmup) continue;  // untimed
+    if (best.decode_s == 0 || s.decode_tokens_per_s() > best.decode_tokens_per_s()) best = s;
+  }
+  const nlohmann::json j = {{"model", config.name},
+                            {"backend", backend->name()},
+                            {"prompt_tokens", a.seq},
+                            {"decode_tokens", best.generated_tokens},
+                            {"prefill_tokens_per_s", best.prefill_tokens_per_s()},
+                            {"decode_tokens_per_s", best.decode_tokens_per_s()},
+                            {"weight_bytes", loaded.weights().bytes()}};
+  if (!a.json)
+    std::printf("decode %s on %s: prefill %d tokens at %.1f tokens/s, decode %d tokens at %.1f "
+                "tokens/s (best of %d)\n",
+                config.name.c_str(), backend->name().c_str(), a.seq, best.prefill_tokens_per_s(),
+                best.generated_tokens, best.decode_tokens_per_s(), std::max(1, a.steps));
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
 int run_bench(const BenchArgs& a) {
   if (a.peak) return run_peak(a);
+  if (a.decode) return run_decode(a);
   if (a.batch <= 0) fail_input("--batch", "must be positive", "> 0", std::to_string(a.batch));
   if (a.seq <= 0) fail_input("--seq", "must be positive", "> 0", std::to_string(a.seq));
   ModelConfig config = resolve_config(a.model);
@@ -108,6 +165,9 @@ RegisterCommand bench_command({"bench", "Benchmark a full training step, or meas
                                  sub.add_option("--device", a->device, "cpu | cuda");
                                  sub.add_option("--threads", a->threads, "Threads (0 = all)");
                                  sub.add_flag("--peak", a->peak, "Measure the GEMM peak");
+                                 sub.add_flag("--decode", a->decode,
+                                              "Sampling speed: prefill a --seq prompt, then decode --tokens (best of --steps runs)");
+                                 sub.add_option("--tokens", a->decode_tokens, "Decoded tokens (--decode)");
                                  sub.add_flag("--json", a->json, "Print only the JSON line");
                                  sub.add_flag("--profile", a->profile,
                                               "Time every op (slower; for finding hot spots)");
