@@ -232,4 +232,41 @@ TEST(ChatCli, BenchDecodeReportsPrefillAndDecode) {
   EXPECT_NE(e.err.find("max_seq_len"), std::string::npos) << e.err;
 }
 
+// Training from the directory carries its tokenizer, chat template and generation
+// defaults along: the run samples and chats like the directory (0 steps: the same
+// weights), and an HF export of the run holds them again.
+TEST(ChatCli, RunsAndExportsKeepTheTokenizerTemplateAndDefaults) {
+  const Fixture& f = fixture();
+  std::string tokens;
+  for (int i = 0; i < 400; ++i) {
+    const uint16_t t = uint16_t(100 + i % 50);
+    tokens.append(reinterpret_cast<const char*>(&t), 2);
+  }
+  test::write_text_file(scratch() + "/train.bin", tokens);
+  const std::string run = scratch() + "/run";
+  auto r = run_kiln({"train", "--model", f.dir, "--data", scratch() + "/train.bin", "--batch", "1",
+                     "--seq", "8", "--steps", "0", "--out", run, "--quiet"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* file : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"})
+    EXPECT_TRUE(fs::exists(run + "/" + file)) << file;
+  auto from_dir = run_kiln({"sample", "--model", f.dir, "--prompt", "Once upon a time"});
+  auto from_run = run_kiln({"sample", "--model", run, "--prompt", "Once upon a time"});
+  ASSERT_EQ(from_run.code, 0) << from_run.err;
+  EXPECT_EQ(from_run.out, from_dir.out);
+  const std::string conv = scratch() + "/conv.json";
+  test::write_text_file(conv, R"([{"role": "user", "content": "Hi"}])");
+  auto chat_dir = run_kiln({"chat", "--model", f.dir, "--messages", conv});
+  auto chat_run = run_kiln({"chat", "--model", run, "--messages", conv});
+  ASSERT_EQ(chat_run.code, 0) << chat_run.err;
+  EXPECT_EQ(chat_run.out, chat_dir.out);
+  const std::string exported = scratch() + "/exported";
+  r = run_kiln({"export", "--model", run, "--format", "hf", "--out", exported});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(test::read_text_file(exported + "/tokenizer_config.json"),
+            test::read_text_file(f.dir + "/tokenizer_config.json"));
+  auto chat_exported = run_kiln({"chat", "--model", exported, "--messages", conv});
+  ASSERT_EQ(chat_exported.code, 0) << chat_exported.err;
+  EXPECT_EQ(chat_exported.out, chat_dir.out);
+}
+
 }  // namespace

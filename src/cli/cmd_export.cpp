@@ -1,9 +1,11 @@
 // kiln export: a trained model to llama2.c's .bin (v0, readable by run.c) or a
 // Hugging Face directory (model.safetensors + config.json).
 #include <cstdio>
+#include <filesystem>
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "infer/model_dir_info.h"
 #include "io/llama2c_model.h"
 #include "io/model_safetensors.h"
 #include "model/param_layout.h"
@@ -25,6 +27,12 @@ int run_export(const ExportArgs& a) {
     save_llama2c_v0(a.out, source.config, layout, source.params.data());
   } else {
     save_hf_model_dir(a.out, source.config, layout, source.params.data());
+    // The tokenizer, chat template and generation_config.json of the run (or of the
+    // run holding the checkpoint) go along, so the directory loads as a whole model.
+    const std::string from = source.checkpoint_dir.empty()
+                                 ? a.model
+                                 : std::filesystem::path(source.checkpoint_dir).parent_path().string();
+    copy_generation_files(from, a.out);
   }
   std::printf("kiln: exported %s (%s) to %s\n", source.config.name.c_str(), a.format.c_str(), a.out.c_str());
   return 0;

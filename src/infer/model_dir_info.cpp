@@ -57,6 +57,33 @@ void read_number(const nlohmann::json& j, const char* key, const fs::path& path,
 
 }  // namespace
 
+const std::vector<std::string>& generation_file_names() {
+  static const std::vector<std::string> names = {
+      "tokenizer.json",      "tokenizer.model",         "tokenizer_config.json",
+      "chat_template.jinja", "special_tokens_map.json", "generation_config.json"};
+  return names;
+}
+
+std::vector<std::string> copy_generation_files(const std::string& from_dir,
+                                               const std::string& to_dir) {
+  std::vector<std::string> copied;
+  std::error_code ec;
+  if (!fs::is_directory(from_dir, ec)) return copied;
+  for (const std::string& name : generation_file_names()) {
+    const fs::path from = fs::path(from_dir) / name, to = fs::path(to_dir) / name;
+    if (!fs::is_regular_file(from, ec) || fs::exists(to, ec)) continue;
+    const fs::path tmp = fs::path(to_dir) / ("." + name + ".tmp");
+    fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
+    if (!ec) fs::rename(tmp, to, ec);
+    if (ec) {
+      fs::remove(tmp, ec);
+      fail_runtime(to.string(), "cannot copy " + from.string());
+    }
+    copied.push_back(name);
+  }
+  return copied;
+}
+
 ModelDirInfo read_model_dir_info(const std::string& path) {
   ModelDirInfo info;
   std::error_code ec;

@@ -21,6 +21,18 @@ struct ModelDirInfo {
   std::optional<int> max_new_tokens;
 };
 
+// The files beside the weights that generation needs: tokenizer.json,
+// tokenizer.model, tokenizer_config.json (the chat template, special tokens),
+// chat_template.jinja, special_tokens_map.json, generation_config.json.
+const std::vector<std::string>& generation_file_names();
+
+// Copies those of `from_dir`'s generation files that `to_dir` does not hold yet
+// (each through a temporary name, then renamed: never a half-written file, never
+// an overwritten one). Returns the names copied. No-op when from_dir is not a
+// directory. RuntimeError when a copy fails.
+std::vector<std::string> copy_generation_files(const std::string& from_dir,
+                                               const std::string& to_dir);
+
 // Empty info for a path that is not a directory. InputError naming the file for
 // JSON that does not parse or a field of the wrong type.
 ModelDirInfo read_model_dir_info(const std::string& path);

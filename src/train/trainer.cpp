@@ -21,6 +21,7 @@
 #include "infer/sample_text.h"
 #include "io/checkpoint.h"
 #include "nn/model_step.h"
+#include "infer/model_dir_info.h"
 #include "tokenizer/tokenizer.h"
 #include "train/lr_schedule.h"
 #include "train/metrics_log.h"
@@ -271,6 +272,9 @@ int run_training(TrainOptions o) {
 
   // --- everything that can reject the input happens before --out is touched ---
   ModelSource source = resolve_model(o.model);
+  // A Hugging Face directory brings its tokenizer (for samples, and recorded with
+  // the checkpoints so `kiln sample` / `kiln chat` find it).
+  if (o.tokenizer.empty()) o.tokenizer = read_model_dir_info(o.model).tokenizer;
   const ModelConfig config = source.config;
   if (o.seq > config.max_seq_len)
     fail_input("--seq", "exceeds the model's max_seq_len",
@@ -350,6 +354,9 @@ int run_training(TrainOptions o) {
   std::error_code ec;
   fs::create_directories(o.out, ec);
   if (ec) fail_runtime(o.out, "cannot create the output directory: " + ec.message());
+  // The tokenizer, chat template and generation defaults of a model directory
+  // travel with the run (never replacing a file already there).
+  copy_generation_files(o.model, o.out);
   const std::vector<std::string> stale = remove_stale_temp_dirs(o.out);
   if (!stale.empty())
     std::printf("kiln: removed %zu temporary checkpoint dir(s) left by an interrupted run in %s\n",
