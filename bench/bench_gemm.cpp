@@ -34,6 +34,9 @@ void BM_Matmul(benchmark::State& state, kiln::DType dtype) {
   }
   state.counters["FLOPS"] = benchmark::Counter(2.0 * double(M) * double(N) * double(K),
                                                benchmark::Counter::kIsIterationInvariantRate);
+  // Weight bytes streamed per second: what bounds a decode step (M of a few rows).
+  state.counters["W_bytes/s"] = benchmark::Counter(double(N) * double(K) * double(elem),
+                                                   benchmark::Counter::kIsIterationInvariantRate);
   backend.release(A);
   backend.release(B);
   backend.release(C);
@@ -48,7 +51,16 @@ void Shapes(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMillisecond)->MinTime(0.2)->UseRealTime();
 }
 
+// Decode steps (M = 1 and 4 sequences): the few-row kernel, bound by W_bytes/s.
+void DecodeShapes(benchmark::internal::Benchmark* b) {
+  for (const int64_t m : {1, 4})
+    b->Args({m, 2304, 768})->Args({m, 4096, 768})->Args({m, 768, 2048})->Args({m, 32000, 768});
+  b->Unit(benchmark::kMicrosecond)->MinTime(0.2)->UseRealTime();
+}
+
 BENCHMARK_CAPTURE(BM_Matmul, fp32, kiln::DType::f32)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_Matmul, bf16, kiln::DType::bf16)->Apply(Shapes);
+BENCHMARK_CAPTURE(BM_Matmul, decode_fp32, kiln::DType::f32)->Apply(DecodeShapes);
+BENCHMARK_CAPTURE(BM_Matmul, decode_bf16, kiln::DType::bf16)->Apply(DecodeShapes);
 
 }  // namespace

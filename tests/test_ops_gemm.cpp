@@ -21,6 +21,7 @@
 #include "backend/cpu/classifier.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/gemm_cache.h"
+#include "backend/cpu/gemv.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "reference/compare.h"
@@ -39,6 +40,12 @@ bool bf16_gemm_available() { return active_isa() == Isa::avx512; }
 #define SKIP_IF_NO_BF16(dtype)                          \
   if ((dtype) == DType::bf16 && !bf16_gemm_available()) \
   GTEST_SKIP() << "bf16 GEMM needs AVX-512 (active ISA: " << isa_name(active_isa()) << ")"
+
+// Kiln's own few-row kernel (a linear layer, y = x W^T, M <= kGemvMaxRows) runs
+// bf16 at every ISA cap; the rest of bf16 is oneDNN's.
+bool bf16_matmul_available(int64_t M, bool trans_a, bool trans_b) {
+  return bf16_gemm_available() || (!trans_a && trans_b && M <= cpu::kGemvMaxRows);
+}
 
 // A GEMM operand as the backend sees it (fp32 or bf16 bits) and the exact values it holds.
 struct Operand {
@@ -103,8 +110,9 @@ class MatmulTest : public ::testing::TestWithParam<MatmulParam> {};
 
 TEST_P(MatmulTest, MatchesFp64Reference) {
   const auto [dims, trans_a, trans_b, accumulate, dtype] = GetParam();
-  SKIP_IF_NO_BF16(dtype);
   const auto [M, N, K] = dims;
+  if (dtype == DType::bf16 && !bf16_matmul_available(M, trans_a, trans_b))
+    GTEST_SKIP() << "bf16 GEMM needs AVX-512 (active ISA: " << isa_name(active_isa()) << ")";
   const uint64_t seed = uint64_t(M * 1000003 + N * 1009 + K);
   const Operand A(ref::random_vector(M * K, seed), dtype);      // [M, K] or [K, M]
   const Operand B(ref::random_vector(K * N, seed + 1), dtype);  // [K, N] or [N, K]
@@ -150,17 +158,44 @@ std::string matmul_name(const ::testing::TestParamInfo<MatmulParam>& info) {
 }
 
 // M, N, K drawn from {1, 7, 36, 100, 257}: vectors, tiny, tile-unaligned and a prime;
-// 3 x 517 x 768 is a decode step of 3 sequences (the few-row kernel, on all threads).
+// 3 x 517 x 768 is a decode step of 3 sequences (the few-row kernel, on all threads);
+// 6 x 129 x 97 and 8 x 66 x 515 take the few-row kernel's tails (rows of x past a
+// pass of 4, weight rows past a block of 4, K past a vector).
 INSTANTIATE_TEST_SUITE_P(OddShapes, MatmulTest,
                          ::testing::Combine(::testing::Values(Dims{1, 1, 1}, Dims{1, 7, 36},
                                                               Dims{7, 1, 257}, Dims{36, 100, 7},
                                                               Dims{100, 257, 1}, Dims{257, 36, 100},
                                                               Dims{7, 257, 257}, Dims{257, 257, 36},
                                                               Dims{100, 100, 100},
-                                                              Dims{3, 517, 768}),
+                                                              Dims{3, 517, 768}, Dims{6, 129, 97},
+                                                              Dims{8, 66, 515}),
                                             ::testing::Bool(), ::testing::Bool(), ::testing::Bool(),
                                             ::testing::Values(DType::f32, DType::bf16)),
                          matmul_name);
+
+// Both AVX-512 bf16 bodies of the few-row kernel, whatever this CPU picks at run
+// time: VDPBF16PS (where the CPU has AVX512_BF16) and bf16 widened to fp32.
+TEST(Matmul, FewRowBf16BodiesMatchFp64Reference) {
+  if (!cpu_features().avx512 || active_isa() != Isa::avx512)
+    GTEST_SKIP() << "AVX-512 bodies (active ISA: " << isa_name(active_isa()) << ")";
+  const int64_t M = 5, N = 37, K = 1001;
+  const Operand x(ref::random_vector(M * K, 71), DType::bf16);
+  const Operand w(ref::random_vector(N * K, 72), DType::bf16);
+  Vec want(size_t(M * N), 0.0), scale(size_t(M * N), 0.0);
+  ref::matmul(want, x.held, w.held, M, N, K, false, true, false);
+  ref::matmul(scale, abs_of(x.held), abs_of(w.held), M, N, K, false, true, false);
+  const double tol32 = ref::derived_tolerance(DType::f32, std::sqrt(double(K)) + 2.0, kSafety);
+  Vec bound(scale.size());
+  for (size_t i = 0; i < bound.size(); ++i) bound[i] = tol32 * scale[i];
+  for (const bool hw : {false, true}) {
+    if (hw && !cpu_features().avx512_bf16) continue;
+    std::vector<float> y(size_t(M * N), std::nanf(""));
+    cpu::gemv_bf16_avx512(y.data(), x.bf16.data(), w.bf16.data(), M, N, K, false, hw);
+    const Worst got = worst_ratio(y, want, bound);
+    EXPECT_LE(got.ratio, 1.0) << "hw_bf16 " << hw << " element " << got.index << " got "
+                              << y[got.index] << " want " << want[got.index];
+  }
+}
 
 TEST(Matmul, EmptySumOverwritesOrKeeps) {
   CpuBackend backend;

@@ -13,11 +13,20 @@
 
 namespace kiln::cpu {
 
-constexpr int64_t kGemvMaxRows = 4;
+constexpr int64_t kGemvMaxRows = 8;
 
-// True when it computed the product (fp32 operands, M <= kGemvMaxRows); false to
-// leave it to the general GEMM.
+// True when it computed the product (fp32 or bf16 operands, M <= kGemvMaxRows);
+// false to leave it to the general GEMM. Runs at every ISA cap: AVX-512 bodies
+// (gemv_avx512.cpp, VDPBF16PS for bf16 where the CPU has AVX512_BF16), portable
+// ones below.
 bool gemv_linear(float* y, const void* x, const void* W, DType dtype, int64_t M, int64_t N,
                  int64_t K, bool accumulate);
+
+// The AVX-512 bodies, same contract; hw_bf16 selects VDPBF16PS (else bf16 is
+// widened to fp32 and multiplied with FMAs).
+void gemv_f32_avx512(float* y, const float* x, const float* W, int64_t M, int64_t N, int64_t K,
+                     bool accumulate);
+void gemv_bf16_avx512(float* y, const uint16_t* x, const uint16_t* W, int64_t M, int64_t N,
+                      int64_t K, bool accumulate, bool hw_bf16);
 
 }  // namespace kiln::cpu
