@@ -232,6 +232,49 @@ TEST(ChatCli, BenchDecodeReportsPrefillAndDecode) {
   EXPECT_NE(e.err.find("max_seq_len"), std::string::npos) << e.err;
 }
 
+// --weights int8: sample and bench --decode run on int8 copies of the GEMM weights
+// (their accuracy is test_generator's and test_ops_int8's); bad combinations exit 2.
+TEST(ChatCli, Int8WeightsSampleAndBenchAndBadCombinationsExitTwo) {
+  const Fixture& f = fixture();
+  const auto r = run_kiln({"sample", "--model", f.dir, "--prompt", "Once upon a time", "--weights",
+                           "int8", "--steps", "5"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("Once upon a time", 0), 0u) << r.out;
+  const auto bench = [&](const std::string& weights) {
+    const auto b = run_kiln({"bench", "--decode", "--model", f.dir, "--seq", "8", "--tokens", "3",
+                             "--steps", "1", "--warmup", "0", "--json", "--weights", weights});
+    EXPECT_EQ(b.code, 0) << b.err;
+    return b.code == 0 ? nlohmann::json::parse(b.out) : nlohmann::json::object();
+  };
+  const nlohmann::json q = bench("int8"), full = bench("fp32");
+  ASSERT_TRUE(q.contains("weights") && full.contains("weights"));
+  EXPECT_EQ(q["weights"], "int8");
+  EXPECT_EQ(full["weights"], "fp32");
+  // fp32 streams 4 bytes per weight; int8 a byte per weight of rows padded to
+  // groups of 64, plus one fp32 scale per group.
+  const ModelConfig& c = f.config;
+  const std::vector<std::pair<int64_t, int64_t>> gemms = {
+      {c.qkv_dim(), c.dim}, {c.dim, c.q_dim()}, {2 * int64_t(c.hidden_dim), c.dim}, {c.dim, c.hidden_dim}};
+  const auto int8_bytes = [](int64_t rows, int64_t cols) {
+    const int64_t groups = (cols + 63) / 64;
+    return rows * groups * (64 + 4);
+  };
+  int64_t want_int8 = int8_bytes(c.vocab_size, c.dim), want_fp32 = 4 * int64_t(c.vocab_size) * c.dim;
+  for (const auto& [rows, cols] : gemms) {
+    want_int8 += c.n_layers * int8_bytes(rows, cols);
+    want_fp32 += c.n_layers * 4 * rows * cols;
+  }
+  EXPECT_EQ(q["gemm_weight_bytes"].get<int64_t>(), want_int8);
+  EXPECT_EQ(full["gemm_weight_bytes"].get<int64_t>(), want_fp32);
+  const auto clash = run_kiln({"sample", "--model", f.dir, "--prompt", "x", "--weights", "int8",
+                               "--dtype", "bf16"});
+  EXPECT_EQ(clash.code, 2);
+  EXPECT_NE(clash.err.find("--dtype"), std::string::npos) << clash.err;
+  const auto unknown = run_kiln({"sample", "--model", f.dir, "--prompt", "x", "--weights", "int4"});
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_NE(unknown.err.find("--weights"), std::string::npos) << unknown.err;
+}
+
 // Training from the directory carries its tokenizer, chat template and generation
 // defaults along: the run samples and chats like the directory (0 steps: the same
 // weights), and an HF export of the run holds them again.

@@ -137,9 +137,10 @@ struct TestGenerator {
   std::unique_ptr<DeviceWeights> weights;
   std::unique_ptr<Generator> g;
   TestGenerator(std::unique_ptr<Backend> b, const ModelConfig& c, const std::vector<float>& params,
-                int max_len, int prefill_chunk = 256)
+                int max_len, int prefill_chunk = 256,
+                WeightFormat format = WeightFormat::compute)
       : backend(std::move(b)),
-        weights(std::make_unique<DeviceWeights>(*backend, c, params.data())),
+        weights(std::make_unique<DeviceWeights>(*backend, c, params.data(), format)),
         g(std::make_unique<Generator>(*backend, c, weights->view(), max_len, prefill_chunk)) {}
 };
 TestGenerator cpu_generator(const ModelConfig& c, const std::vector<float>& params, int max_len) {
@@ -305,6 +306,53 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(where_name(std::get<0>(info.param))) + "_" +
              std::get<1>(info.param).name;
     });
+
+// Int8 weights (W8A8, backend/int8_weights.h): every GEMM stage quantizes both of
+// its operands per group of 64 values, each value by at most half a step, max/254
+// of its group. A group's max is at most sqrt(64) = 8 times its RMS, so an
+// operand's relative 2-norm error is at most 8/254 (a worst case, no safety factor
+// needed). As for bf16, the 2 (4 L + 1) operand errors are independent and add in
+// quadrature; fp32 arithmetic adds its own bound. For the tiny model:
+// sqrt(18) * 8/254 = 0.134 (a wrong model is off by ~1).
+double int8_logits_tolerance(const ModelConfig& c, int T) {
+  return std::sqrt(2.0 * (4 * c.n_layers + 1)) * 8.0 / 254.0 + logits_tolerance(c, T);
+}
+
+TEST(GeneratorVsOracle, Int8WeightsStayWithinTheQuantizationBound) {
+  for (const GeneratorCase& gc : kCases) {
+    const ModelConfig c = case_config(gc);
+    const int T = 13;
+    const std::vector<float> params = test_params(c, 11 + gc.n_kv_heads + 10 * gc.tie);
+    const std::vector<int> tokens = random_tokens(c.vocab_size, T, 5);
+    const std::vector<double> want = oracle_logits(c, params, tokens);
+    const double tol = int8_logits_tolerance(c, T);
+    TestGenerator t(std::make_unique<CpuBackend>(CpuBackendOptions{DType::f32, 0}), c, params,
+                    c.max_seq_len, 4, WeightFormat::int8);
+    const std::vector<double> errors =
+        errors_vs_oracle(incremental_logits(*t.g, tokens), want, c.vocab_size);
+    const std::vector<double> prefill_errors =
+        errors_vs_oracle(prefilled_logits(*t.g, tokens, 9), want, c.vocab_size, 8);
+    for (int i = 0; i < T; ++i) EXPECT_LE(errors[i], tol) << gc.name << " position " << i;
+    for (size_t i = 0; i < prefill_errors.size(); ++i)
+      EXPECT_LE(prefill_errors[i], tol) << gc.name << " prefilled, position " << 8 + i;
+    std::printf("int8 %s: max normalized error %.3g token by token, %.3g prefilled (bound %.3g)\n",
+                gc.name, *std::max_element(errors.begin(), errors.end()),
+                *std::max_element(prefill_errors.begin(), prefill_errors.end()), tol);
+  }
+}
+
+// Int8 weights on a backend without int8 layers, or with bf16 activations: InputError.
+TEST(GeneratorVsOracle, Int8WeightsNeedFp32ActivationsOnTheCpu) {
+  const ModelConfig c = tiny_config(2, false);
+  const std::vector<float> params = test_params(c, 3);
+  if (active_isa() == Isa::avx512) {
+    CpuBackend bf16(CpuBackendOptions{DType::bf16, 0});
+    EXPECT_THROW(DeviceWeights(bf16, c, params.data(), WeightFormat::int8), InputError);
+  }
+  CpuBackend fp32(CpuBackendOptions{DType::f32, 0});
+  EXPECT_TRUE(fp32.caps().int8_linear);
+  EXPECT_NO_THROW(DeviceWeights(fp32, c, params.data(), WeightFormat::int8));
+}
 
 // The comparison above can fail: a decoder whose RoPE uses another theta, or one
 // fed a different earlier token, lands far outside the tolerance at later positions.

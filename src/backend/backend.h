@@ -42,6 +42,7 @@ struct BackendCaps {
   std::string kernels;      // the kernel variant in use: CPU ISA ("avx512"), GPU "sm_90"
   bool host_memory = true;  // buffers are host memory (the CPU backend)
   bool bf16_gemm = false;   // bf16 matmul operands are supported
+  bool int8_linear = false; // linear_int8 is implemented
   int threads = 1;          // host threads the backend's kernels use
 };
 
@@ -69,6 +70,13 @@ class Backend {
   // A linear layer y = x W^T with W [out, in]: matmul(y, x, W, dt, N, out, in, false, true, false).
   virtual void matmul(float* C, const void* A, const void* B, DType dtype, int64_t M, int64_t N,
                       int64_t K, bool trans_a, bool trans_b, bool accumulate) = 0;
+
+  // A linear layer with int8 weights (W8A8): y[M, N] (= or +=) x[M, K] W^T, W [N, K]
+  // as backend/int8_weights.h stores it (wq bytes [N, Kp], ws scales [N, G], backend
+  // memory), x fp32, quantized per row and group at run time. Where the backend has
+  // no int8 kernels (caps().int8_linear false) it throws InputError.
+  virtual void linear_int8(float* y, const float* x, const uint8_t* wq, const float* ws,
+                           int64_t M, int64_t N, int64_t K, bool accumulate);
 
   // dst[n] (=) src converted to dst_dtype (a copy when fp32).
   virtual void cast(void* dst, DType dst_dtype, const float* src, int64_t n) = 0;

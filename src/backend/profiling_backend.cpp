@@ -52,6 +52,11 @@ void ProfilingBackend::matmul(float* C, const void* A, const void* B, DType dtyp
   timed(std::string(role) + " " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K),
         2.0 * M * N * K, [&] { inner_.matmul(C, A, B, dtype, M, N, K, ta, tb, acc); });
 }
+void ProfilingBackend::linear_int8(float* y, const float* x, const uint8_t* wq, const float* ws,
+                                   int64_t M, int64_t N, int64_t K, bool acc) {
+  timed("linear int8 " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K),
+        2.0 * M * N * K, [&] { inner_.linear_int8(y, x, wq, ws, M, N, K, acc); });
+}
 void ProfilingBackend::cast(void* d, DType dt, const float* s, int64_t n) { timed("cast", 0, [&] { inner_.cast(d, dt, s, n); }); }
 void ProfilingBackend::add(float* o, const float* a, const float* b, int64_t n) { timed("add", 0, [&] { inner_.add(o, a, b, n); }); }
 void ProfilingBackend::embedding_forward(float* o, const int32_t* t, const float* tb, int64_t N, int C) {

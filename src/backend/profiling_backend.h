@@ -34,6 +34,8 @@ class ProfilingBackend final : public Backend {
   void synchronize() override { inner_.synchronize(); }
   void matmul(float* C, const void* A, const void* B, DType dtype, int64_t M, int64_t N, int64_t K,
               bool trans_a, bool trans_b, bool accumulate) override;
+  void linear_int8(float* y, const float* x, const uint8_t* wq, const float* ws, int64_t M,
+                   int64_t N, int64_t K, bool accumulate) override;
   void cast(void* dst, DType dst_dtype, const float* src, int64_t n) override;
   void add(float* out, const float* a, const float* b, int64_t n) override;
   void embedding_forward(float* out, const int32_t* tokens, const float* table, int64_t N,

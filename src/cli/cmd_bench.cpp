@@ -8,6 +8,7 @@
 #include "backend/backend_factory.h"
 #include "backend/gemm_peak.h"
 #include "cli/command.h"
+#include "cli/generation_flags.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "infer/generator.h"
@@ -21,6 +22,7 @@ namespace {
 struct BenchArgs {
   std::string model = "stories110M";
   std::string dtype = "auto";
+  std::string weights = "auto";
   std::string device = "cpu";
   int batch = 4, seq = 256, steps = 5, warmup = 1, threads = 0;
   int decode_tokens = 256;
@@ -74,8 +76,10 @@ int run_decode(const BenchArgs& a) {
     source.params.resize(size_t(layout.total()));
     init_params(config, layout, 1, source.params.data());
   }
-  std::unique_ptr<Backend> backend = make_backend(backend_request(a));
-  LoadedGenerator loaded(*backend, config, source.params.data(), a.seq + a.decode_tokens);
+  BackendRequest request = backend_request(a);
+  const WeightFormat format = resolve_weight_format(a.weights, request);
+  std::unique_ptr<Backend> backend = make_backend(request);
+  LoadedGenerator loaded(*backend, config, source.params.data(), a.seq + a.decode_tokens, format);
   source.params = std::vector<float>();
   Rng rng(5);
   std::vector<int> prompt(size_t(a.seq));
@@ -95,11 +99,15 @@ int run_decode(const BenchArgs& a) {
                             {"decode_tokens", best.generated_tokens},
                             {"prefill_tokens_per_s", best.prefill_tokens_per_s()},
                             {"decode_tokens_per_s", best.decode_tokens_per_s()},
-                            {"weight_bytes", loaded.weights().bytes()}};
+                            {"weights", format == WeightFormat::int8 ? "int8"
+                                        : dtype_name(backend->compute_dtype())},
+                            {"weight_bytes", loaded.weights().bytes()},
+                            {"gemm_weight_bytes", loaded.weights().gemm_weight_bytes()}};
   if (!a.json)
-    std::printf("decode %s on %s: prefill %d tokens at %.1f tokens/s, decode %d tokens at %.1f "
-                "tokens/s (best of %d)\n",
-                config.name.c_str(), backend->name().c_str(), a.seq, best.prefill_tokens_per_s(),
+    std::printf("decode %s (%s weights) on %s: prefill %d tokens at %.1f tokens/s, decode %d "
+                "tokens at %.1f tokens/s (best of %d)\n",
+                config.name.c_str(), j["weights"].get<std::string>().c_str(),
+                backend->name().c_str(), a.seq, best.prefill_tokens_per_s(),
                 best.generated_tokens, best.decode_tokens_per_s(), std::max(1, a.steps));
   std::printf("%s\n", j.dump().c_str());
   return 0;
@@ -162,6 +170,8 @@ RegisterCommand bench_command({"bench", "Benchmark a full training step, or meas
                                  sub.add_option("--steps", a->steps, "Timed steps");
                                  sub.add_option("--warmup", a->warmup, "Untimed warm-up steps");
                                  sub.add_option("--dtype", a->dtype, "auto | fp32 | bf16");
+                                 sub.add_option("--weights", a->weights,
+                                                "--decode: auto (as --dtype) | fp32 | bf16 | int8");
                                  sub.add_option("--device", a->device, "cpu | cuda");
                                  sub.add_option("--threads", a->threads, "Threads (0 = all)");
                                  sub.add_flag("--peak", a->peak, "Measure the GEMM peak");

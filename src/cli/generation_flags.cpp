@@ -17,6 +17,8 @@ void add_generation_flags(CLI::App& sub, GenerationFlags& f, const std::string& 
                  "checkpoint)");
   sub.add_option("--device", f.device, "cpu | cuda");
   sub.add_option("--dtype", f.dtype, "GEMM dtype: auto | fp32 | bf16 (auto: bf16 where native)");
+  sub.add_option("--weights", f.weights,
+                 "GEMM weights: auto (as --dtype) | fp32 | bf16 | int8 (W8A8, CPU)");
   sub.add_option("--threads", f.threads, "CPU threads (0 = all)");
   sub.add_option("--context", f.context,
                  "Longest sequence kept in the KV cache (capped at the model's max_seq_len)");
@@ -29,12 +31,30 @@ void add_generation_flags(CLI::App& sub, GenerationFlags& f, const std::string& 
   f.max_tokens_opt = sub.add_option(length_flag, f.max_tokens, "Tokens to generate (at most)");
 }
 
+WeightFormat resolve_weight_format(const std::string& weights, BackendRequest& request) {
+  if (weights == "auto") return WeightFormat::compute;
+  DTypeChoice wanted;
+  if (weights == "fp32" || weights == "int8")
+    wanted = DTypeChoice::fp32;
+  else if (weights == "bf16")
+    wanted = DTypeChoice::bf16;
+  else
+    fail_input("--weights", "unknown weight format", "auto, fp32, bf16 or int8", weights);
+  if (request.dtype != DTypeChoice::auto_ && request.dtype != wanted)
+    fail_input("--dtype", "disagrees with --weights " + weights,
+               wanted == DTypeChoice::bf16 ? "bf16 or auto" : "fp32 or auto",
+               request.dtype == DTypeChoice::bf16 ? "bf16" : "fp32");
+  request.dtype = wanted;
+  return weights == "int8" ? WeightFormat::int8 : WeightFormat::compute;
+}
+
 GenerationModel load_generation_model(const GenerationFlags& f) {
   BackendRequest request;
   if (!parse_device_kind(f.device, &request.device))
     fail_input("--device", "unknown device", "cpu or cuda", f.device);
   if (!parse_dtype_choice(f.dtype, &request.dtype))
     fail_input("--dtype", "unknown dtype", "auto, fp32 or bf16", f.dtype);
+  const WeightFormat format = resolve_weight_format(f.weights, request);
   if (f.threads < 0) fail_input("--threads", "must be >= 0", ">= 0", std::to_string(f.threads));
   if (f.context < 1) fail_input("--context", "must be >= 1", ">= 1", std::to_string(f.context));
   request.threads = f.threads;
@@ -82,7 +102,7 @@ GenerationModel load_generation_model(const GenerationFlags& f) {
   m.backend = make_backend(request);
   const int max_len = std::min(f.context, m.source.config.max_seq_len);
   m.loaded = std::make_unique<LoadedGenerator>(*m.backend, m.source.config,
-                                               m.source.params.data(), max_len);
+                                               m.source.params.data(), max_len, format);
   m.source.params = std::vector<float>();  // the backend holds its own copy now
   return m;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/backend_factory.h"
 #include "infer/generator.h"
 #include "infer/model_dir_info.h"
 #include "tokenizer/tokenizer.h"
@@ -16,7 +17,7 @@
 namespace kiln::cli {
 
 struct GenerationFlags {
-  std::string model, tokenizer, device = "cpu", dtype = "auto";
+  std::string model, tokenizer, device = "cpu", dtype = "auto", weights = "auto";
   int threads = 0;
   int context = 4096;  // KV-cache length (capped at the model's max_seq_len)
   float temperature = 1.0f, top_p = 0.9f, repetition_penalty = 1.0f;
@@ -28,7 +29,12 @@ struct GenerationFlags {
               *penalty_opt = nullptr, *max_tokens_opt = nullptr;
 };
 
-// --model, --tokenizer, --device, --dtype, --threads, --context, --temperature,
+// --weights auto | fp32 | bf16 | int8 over --dtype (request.dtype, already parsed):
+// the GEMM weights' form (int8 computes in fp32, fp32 and bf16 set the dtype).
+// InputError when the two disagree.
+WeightFormat resolve_weight_format(const std::string& weights, BackendRequest& request);
+
+// --model, --tokenizer, --device, --dtype, --weights, --threads, --context, --temperature,
 // --top-p, --top-k, --repetition-penalty, --seed, and the length flag `length_flag`
 // ("--steps" or "--max-tokens").
 void add_generation_flags(CLI::App& sub, GenerationFlags& flags, const std::string& length_flag);

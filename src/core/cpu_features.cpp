@@ -36,12 +36,14 @@ CpuFeatures detect() {
   const bool avx2 = ebx & (1u << 5);
   const bool f = ebx & (1u << 16), dq = ebx & (1u << 17), bw = ebx & (1u << 30), vl = ebx & (1u << 31);
   const bool amx_bf16 = edx & (1u << 22), amx_tile = edx & (1u << 24);
+  const bool avx512_vnni = ecx & (1u << 11);
   unsigned eax1, ebx1, ecx1, edx1;
   __cpuid_count(7, 1, eax1, ebx1, ecx1, edx1);
   const bool avx512_bf16 = eax1 & (1u << 5);
   features.avx2 = os_ymm && avx2 && fma && f16c;
   features.avx512 = features.avx2 && os_zmm && f && dq && bw && vl;
   features.avx512_bf16 = features.avx512 && avx512_bf16;
+  features.avx512_vnni = features.avx512 && avx512_vnni;
   features.amx_bf16 = features.avx512 && amx_bf16 && amx_tile && request_amx_permission();
   std::ifstream cpuinfo("/proc/cpuinfo");
   for (std::string line; std::getline(cpuinfo, line);) {

@@ -12,6 +12,7 @@ struct CpuFeatures {
   bool avx2 = false;         // with FMA and F16C
   bool avx512 = false;       // F, BW, DQ, VL
   bool avx512_bf16 = false;  // VCVTNE2PS2BF16 / VDPBF16PS
+  bool avx512_vnni = false;  // VPDPBUSD (int8 dot products)
   bool amx_bf16 = false;     // AMX tiles with bf16, and the OS lets us use them
   std::string model_name;    // from /proc/cpuinfo, for reports
 };

@@ -32,8 +32,8 @@ const float* Generator::prefill(const std::vector<int>& tokens, int pos0) {
 }
 
 LoadedGenerator::LoadedGenerator(Backend& backend, const ModelConfig& config,
-                                 const float* host_params, int max_len)
-    : weights_(backend, config, host_params),
+                                 const float* host_params, int max_len, WeightFormat format)
+    : weights_(backend, config, host_params, format),
       generator_(backend, config, weights_.view(), max_len) {}
 
 GenerationStats generate(Generator& generator, const std::vector<int>& prompt, int steps,

@@ -53,7 +53,7 @@ class Generator {
 class LoadedGenerator {
  public:
   LoadedGenerator(Backend& backend, const ModelConfig& config, const float* host_params,
-                  int max_len);
+                  int max_len, WeightFormat format = WeightFormat::compute);
   Generator& generator() { return generator_; }
   const DeviceWeights& weights() const { return weights_; }
 

@@ -19,11 +19,21 @@
 
 namespace kiln {
 
+// A weight matrix in int8 (backend/int8_weights.h), backend memory.
+struct Int8Matrix {
+  const uint8_t* q = nullptr;
+  const float* scale = nullptr;
+};
+
 // The model's weights as the step sees them: fp32 masters (embedding lookup,
 // norms, biases) and the compute-dtype copy the GEMMs read (== params when fp32).
+// Inference may replace the GEMM weights by int8 copies (then the compute dtype is
+// fp32): int8[4 l + i] is layer l's wqkv, wo, w13, w2 (i = 0..3), int8[4 L] the
+// classifier.
 struct WeightsView {
   const float* params = nullptr;         // [layout.total()] fp32, backend memory
   const void* params_compute = nullptr;  // [layout.total()] compute dtype, backend memory
+  const Int8Matrix* int8 = nullptr;      // host array, [4 L + 1]; null: no int8 weights
 };
 
 // One layer's tensors inside a WeightsView.
@@ -37,12 +47,19 @@ struct LayerWeights {
   const float* ffn_norm = nullptr;
   const void* w13 = nullptr;         // compute dtype
   const void* w2 = nullptr;          // compute dtype
+  // The int8 copies where the view has them (q null otherwise).
+  Int8Matrix wqkv_q, wo_q, w13_q, w2_q;
 };
 
 // A tensor of the compute copy at `offset` elements.
 const void* compute_tensor(const WeightsView& w, DType dt, int64_t offset);
 LayerWeights layer_weights(const ModelConfig& config, const ParamLayout& layout,
                            const WeightsView& w, DType dt, int layer);
+
+// y [N, out] (= or +=) x [N, in] W^T: through the int8 copy where q is set (x is
+// then fp32), else a GEMM in dt.
+void linear_forward(Backend& backend, DType dt, float* y, const void* x, const void* w,
+                    const Int8Matrix& q, int64_t N, int64_t out, int64_t in, bool accumulate);
 
 // xn [N, C] (=, dt), rstd [N] (=); qkv [N, QKV] (=). With qk_norm, qkv_pre [N, QKV]
 // (=) holds the projection before the head norms and qk_rstd [N, H + Hkv] (=)

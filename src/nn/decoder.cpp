@@ -3,18 +3,75 @@
 #include <algorithm>
 #include <string>
 
+#include "backend/int8_weights.h"
 #include "core/error.h"
 
 namespace kiln {
 
-DeviceWeights::DeviceWeights(Backend& backend, const ModelConfig& config, const float* host_params)
+namespace {
+
+// The GEMM weights of a model, in WeightsView::int8's order: offset, rows, columns.
+struct GemmTensor {
+  int64_t offset, rows, cols;
+};
+
+std::vector<GemmTensor> gemm_tensors(const ModelConfig& c, const ParamLayout& layout) {
+  std::vector<GemmTensor> t;
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerOffsets& o = layout.layer(l);
+    t.push_back({o.wqkv, c.qkv_dim(), c.dim});
+    t.push_back({o.wo, c.dim, c.q_dim()});
+    t.push_back({o.w13, 2 * int64_t(c.hidden_dim), c.dim});
+    t.push_back({o.w2, c.dim, c.hidden_dim});
+  }
+  t.push_back({layout.classifier(), c.vocab_size, c.dim});
+  return t;
+}
+
+}  // namespace
+
+DeviceWeights::DeviceWeights(Backend& backend, const ModelConfig& config, const float* host_params,
+                             WeightFormat format)
     : backend_(backend) {
   if (host_params == nullptr) fail_input("weights", "no parameters given");
-  const int64_t n = ParamLayout(config).total();
+  const ParamLayout layout(config);
+  const int64_t n = layout.total();
   const DType dt = backend.compute_dtype();
+  const std::vector<GemmTensor> gemms = gemm_tensors(config, layout);
+  if (format == WeightFormat::int8) {
+    if (!backend.caps().int8_linear)
+      fail_input("--weights", "int8 weights need a backend with int8 layers", "the cpu device",
+                 backend.name());
+    if (dt != DType::f32)
+      fail_input("--weights", "int8 layers take fp32 activations", "--dtype fp32",
+                 dtype_name(dt));
+  }
   params_ = static_cast<float*>(backend.alloc(size_t(n) * sizeof(float)));
   bytes_ = size_t(n) * sizeof(float);
   backend.upload(params_, host_params, size_t(n) * sizeof(float));
+  for (const GemmTensor& g : gemms) gemm_bytes_ += size_t(g.rows * g.cols) * dtype_size(dt);
+  if (format == WeightFormat::int8) {
+    size_t q_bytes = 0, s_bytes = 0;
+    for (const GemmTensor& g : gemms) {
+      q_bytes += int8_q_bytes(g.rows, g.cols);
+      s_bytes += int8_scale_bytes(g.rows, g.cols);
+    }
+    std::vector<uint8_t> host(q_bytes + s_bytes);
+    int8_q_ = backend.alloc(host.size());
+    bytes_ += host.size();
+    gemm_bytes_ = host.size();
+    size_t q_at = 0, s_at = q_bytes;
+    for (const GemmTensor& g : gemms) {
+      quantize_int8_weights(host.data() + q_at, reinterpret_cast<float*>(host.data() + s_at),
+                            host_params + g.offset, g.rows, g.cols);
+      const char* base = static_cast<const char*>(int8_q_);
+      int8_.push_back({reinterpret_cast<const uint8_t*>(base + q_at),
+                       reinterpret_cast<const float*>(base + s_at)});
+      q_at += int8_q_bytes(g.rows, g.cols);
+      s_at += int8_scale_bytes(g.rows, g.cols);
+    }
+    backend.upload(int8_q_, host.data(), host.size());
+  }
   if (dt == DType::f32) {
     compute_ = params_;
   } else {
@@ -25,6 +82,7 @@ DeviceWeights::DeviceWeights(Backend& backend, const ModelConfig& config, const 
 }
 
 DeviceWeights::~DeviceWeights() {
+  if (int8_q_ != nullptr) backend_.release(int8_q_);
   if (compute_ != params_) backend_.release(compute_);
   backend_.release(params_);
 }
@@ -163,8 +221,10 @@ const float* Decoder::run(const int32_t* tokens, const int32_t* pos, int B, int 
   const float* last = x_ + (T - 1) * int64_t(C);
   backend_.rmsnorm_forward(xf_, dt_, rstd_, last, weights_.params + layout_.final_norm(), B, C,
                            float(config_.norm_eps));
-  backend_.matmul(logits_, xf_, compute_tensor(weights_, dt_, layout_.classifier()), dt_, B, V, C,
-                  false, true, false);
+  const Int8Matrix classifier_q =
+      weights_.int8 != nullptr ? weights_.int8[4 * int64_t(config_.n_layers)] : Int8Matrix{};
+  linear_forward(backend_, dt_, logits_, xf_, compute_tensor(weights_, dt_, layout_.classifier()),
+                 classifier_q, B, V, C, false);
   backend_.download(logits_host_.data(), logits_, size_t(B) * V * sizeof(float));
   return logits_host_.data();
 }

@@ -22,22 +22,33 @@
 
 namespace kiln {
 
+// How the GEMM weights of inference are held: in the backend's compute dtype, or
+// as int8 copies (backend/int8_weights.h; activations fp32).
+enum class WeightFormat { compute, int8 };
+
 // Weights uploaded to a backend: the fp32 masters and, when the backend computes
-// in bf16, their bf16 copy for the GEMMs. Owns that memory.
+// in bf16, their bf16 copy for the GEMMs; with WeightFormat::int8, int8 copies of
+// the GEMM weights instead (quantized here, on the host). Owns that memory.
 class DeviceWeights {
  public:
-  DeviceWeights(Backend& backend, const ModelConfig& config, const float* host_params);
+  // Throws InputError for int8 on a backend without int8 layers or computing in bf16.
+  DeviceWeights(Backend& backend, const ModelConfig& config, const float* host_params,
+                WeightFormat format = WeightFormat::compute);
   ~DeviceWeights();
   DeviceWeights(const DeviceWeights&) = delete;
   DeviceWeights& operator=(const DeviceWeights&) = delete;
-  WeightsView view() const { return {params_, compute_}; }
+  WeightsView view() const { return {params_, compute_, int8_.empty() ? nullptr : int8_.data()}; }
   size_t bytes() const { return bytes_; }
+  // The bytes a decode step streams: its GEMM weights in the form the GEMMs read.
+  size_t gemm_weight_bytes() const { return gemm_bytes_; }
 
  private:
   Backend& backend_;
   float* params_ = nullptr;
   void* compute_ = nullptr;  // == params_ when the compute dtype is fp32
-  size_t bytes_ = 0;
+  void* int8_q_ = nullptr;   // int8 format: every GEMM weight's bytes, then their scales
+  std::vector<Int8Matrix> int8_;
+  size_t bytes_ = 0, gemm_bytes_ = 0;
 };
 
 class Decoder {

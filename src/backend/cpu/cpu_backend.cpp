@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 
+#include "backend/cpu/int8_linear.h"
 #include "core/error.h"
 
 namespace kiln {
@@ -32,7 +33,25 @@ CpuBackend::CpuBackend(const CpuBackendOptions& options) : options_(options) {
   gemm_.reset(create_gemm_cache());
 }
 
-CpuBackend::~CpuBackend() = default;
+CpuBackend::~CpuBackend() {
+  if (int8_workspace_ != nullptr) release(int8_workspace_);
+}
+
+void CpuBackend::linear_int8(float* y, const float* x, const uint8_t* wq, const float* ws,
+                             int64_t M, int64_t N, int64_t K, bool accumulate) {
+  if (M < 0 || N < 0 || K < 0)
+    fail_input("linear_int8", "negative dimension", "M, N, K >= 0",
+               std::to_string(M) + ", " + std::to_string(N) + ", " + std::to_string(K));
+  if (M == 0 || N == 0) return;
+  const size_t need = cpu::int8_workspace_bytes(M, K);
+  if (need > int8_workspace_bytes_) {
+    if (int8_workspace_ != nullptr) release(int8_workspace_);
+    int8_workspace_ = nullptr;
+    int8_workspace_ = alloc(need);
+    int8_workspace_bytes_ = need;
+  }
+  cpu::int8_linear(y, x, wq, ws, M, N, K, accumulate, int8_workspace_);
+}
 
 int CpuBackend::threads() const { return omp_get_max_threads(); }
 
@@ -42,6 +61,7 @@ BackendCaps CpuBackend::caps() const {
   c.kernels = isa_name(active_isa());
   c.host_memory = true;
   c.bf16_gemm = active_isa() == Isa::avx512;  // oneDNN has no bf16 GEMM below AVX-512
+  c.int8_linear = true;
   c.threads = threads();
   return c;
 }
@@ -53,6 +73,7 @@ std::string CpuBackend::name() const {
     s += " amx-bf16";
   else if (active_isa() == Isa::avx512 && f.avx512_bf16)
     s += " avx512-bf16";
+  if (active_isa() == Isa::avx512 && f.avx512_vnni) s += " vnni";
   s += std::string(", ") + dtype_name(options_.compute_dtype) + " GEMMs, " +
        std::to_string(threads()) + " threads";
   return s;

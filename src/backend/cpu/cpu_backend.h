@@ -53,6 +53,8 @@ class CpuBackend final : public Backend {
 
   void matmul(float* C, const void* A, const void* B, DType dtype, int64_t M, int64_t N, int64_t K,
               bool trans_a, bool trans_b, bool accumulate) override;
+  void linear_int8(float* y, const float* x, const uint8_t* wq, const float* ws, int64_t M,
+                   int64_t N, int64_t K, bool accumulate) override;
   void cast(void* dst, DType dst_dtype, const float* src, int64_t n) override;
   void add(float* out, const float* a, const float* b, int64_t n) override;
 
@@ -96,6 +98,9 @@ class CpuBackend final : public Backend {
  private:
   CpuBackendOptions options_;
   std::unique_ptr<GemmCache, GemmCacheDeleter> gemm_;
+  // linear_int8's quantized activations; grows to the largest call's size.
+  void* int8_workspace_ = nullptr;
+  size_t int8_workspace_bytes_ = 0;
 };
 
 }  // namespace kiln
