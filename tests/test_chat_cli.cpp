@@ -275,6 +275,64 @@ TEST(ChatCli, Int8WeightsSampleAndBenchAndBadCombinationsExitTwo) {
   EXPECT_NE(unknown.err.find("--weights"), std::string::npos) << unknown.err;
 }
 
+// kiln eval: the perplexity of a text in windows of --seq tokens equals the fp64
+// oracle's. Each logits row of the decoder is within the fp32 bound e of the
+// oracle's in normalized error (test_generator's derivation: 8 (10 L + 2)
+// sqrt(K_max) u), so its max |error| is at most e ||row||, and a row's -log
+// softmax[next] moves by at most twice that.
+TEST(ChatCli, EvalPerplexityMatchesTheOracle) {
+  const Fixture& f = fixture();
+  const std::string text = scratch() + "/eval.txt";
+  test::write_text_file(text, "Once upon a time there was a little fox who loved the rain. "
+                              "Every morning it ran to the river and counted the fish.\n");
+  const int seq = 12;
+  const auto r = run_kiln({"eval", "--model", f.dir, "--text", text, "--seq", std::to_string(seq),
+                           "--dtype", "fp32", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+
+  const std::vector<int32_t> ids = f.tokenizer->encode(test::read_text_file(text), true, false);
+  const ref::RefModel model{f.config, ParamLayout(f.config),
+                            std::vector<double>(f.params.begin(), f.params.end())};
+  const int V = f.config.vocab_size, C = f.config.dim;
+  const int k_max = std::max({C, f.config.q_dim(), f.config.hidden_dim, seq});
+  const double e = 8.0 * (10.0 * f.config.n_layers + 2) * std::sqrt(double(k_max)) * std::ldexp(1.0, -24);
+  double nll = 0, bound = 0;
+  int64_t predictions = 0;
+  for (size_t at = 0; at + 1 < ids.size(); at += seq) {
+    const int n = int(std::min(ids.size() - at, size_t(seq)));
+    if (n < 2) break;
+    const std::vector<int32_t> window(ids.begin() + at, ids.begin() + at + n);
+    const std::vector<double> logits = ref::ref_logits(model, window, 1, n);
+    for (int i = 0; i + 1 < n; ++i) {
+      const double* row = logits.data() + size_t(i) * V;
+      const double max = *std::max_element(row, row + V);
+      double sum = 0, norm = 0;
+      for (int v = 0; v < V; ++v) {
+        sum += std::exp(row[v] - max);
+        norm += row[v] * row[v];
+      }
+      nll += std::log(sum) + max - row[window[i + 1]];
+      bound += 2 * e * std::sqrt(norm);
+      ++predictions;
+    }
+  }
+  EXPECT_EQ(j["predictions"], predictions);
+  EXPECT_EQ(j["tokens"], ids.size());
+  EXPECT_NEAR(j["nll"].get<double>(), nll / predictions, bound / predictions);
+  EXPECT_NEAR(j["perplexity"].get<double>(), std::exp(nll / predictions),
+              std::exp(nll / predictions) * 2 * bound / predictions);
+
+  // int8 weights score the same text (their accuracy bound is test_generator's).
+  const auto q = run_kiln({"eval", "--model", f.dir, "--text", text, "--seq", std::to_string(seq),
+                           "--weights", "int8", "--json"});
+  ASSERT_EQ(q.code, 0) << q.err;
+  EXPECT_TRUE(std::isfinite(nlohmann::json::parse(q.out)["nll"].get<double>()));
+  const auto bad = run_kiln({"eval", "--model", f.dir, "--text", scratch() + "/missing.txt"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("missing.txt"), std::string::npos) << bad.err;
+}
+
 // Training from the directory carries its tokenizer, chat template and generation
 // defaults along: the run samples and chats like the directory (0 steps: the same
 // weights), and an HF export of the run holds them again.

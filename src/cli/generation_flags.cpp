@@ -8,7 +8,7 @@
 
 namespace kiln::cli {
 
-void add_generation_flags(CLI::App& sub, GenerationFlags& f, const std::string& length_flag) {
+void add_model_flags(CLI::App& sub, GenerationFlags& f) {
   sub.add_option("--model", f.model,
                  "Checkpoint or run directory, Hugging Face model directory, or model.bin")
       ->required();
@@ -20,6 +20,10 @@ void add_generation_flags(CLI::App& sub, GenerationFlags& f, const std::string& 
   sub.add_option("--weights", f.weights,
                  "GEMM weights: auto (as --dtype) | fp32 | bf16 | int8 (W8A8, CPU)");
   sub.add_option("--threads", f.threads, "CPU threads (0 = all)");
+}
+
+void add_generation_flags(CLI::App& sub, GenerationFlags& f, const std::string& length_flag) {
+  add_model_flags(sub, f);
   sub.add_option("--context", f.context,
                  "Longest sequence kept in the KV cache (capped at the model's max_seq_len)");
   f.temperature_opt = sub.add_option("--temperature", f.temperature, "0 = greedy");
@@ -70,19 +74,21 @@ GenerationModel load_generation_model(const GenerationFlags& f) {
   s.seed = f.seed;
   m.max_tokens = f.max_tokens;
   const ModelDirInfo& d = m.info;
-  if (!f.temperature_opt->count()) {
+  // A flag that was not registered (kiln eval has no sampling flags) counts as not given.
+  const auto given = [](const CLI::Option* o) { return o != nullptr && o->count() > 0; };
+  if (!given(f.temperature_opt)) {
     if (d.temperature) s.temperature = *d.temperature;
     if (d.do_sample && !*d.do_sample) s.temperature = 0.0f;
   }
-  if (!f.top_p_opt->count() && d.top_p) s.top_p = *d.top_p;
-  if (!f.top_k_opt->count() && d.top_k) s.top_k = *d.top_k;
-  if (!f.penalty_opt->count() && d.repetition_penalty) s.repetition_penalty = *d.repetition_penalty;
-  if (!f.max_tokens_opt->count() && d.max_new_tokens) m.max_tokens = *d.max_new_tokens;
+  if (!given(f.top_p_opt) && d.top_p) s.top_p = *d.top_p;
+  if (!given(f.top_k_opt) && d.top_k) s.top_k = *d.top_k;
+  if (!given(f.penalty_opt) && d.repetition_penalty) s.repetition_penalty = *d.repetition_penalty;
+  if (!given(f.max_tokens_opt) && d.max_new_tokens) m.max_tokens = *d.max_new_tokens;
   validate_sampling(s.temperature, s.top_p, s.top_k);
   std::vector<float> none;
   apply_repetition_penalty(none.data(), 0, nullptr, 0, s.repetition_penalty);
   if (m.max_tokens < 0)
-    fail_input(f.max_tokens_opt->get_name(), "must be >= 0", ">= 0", std::to_string(m.max_tokens));
+    fail_input(f.max_tokens_opt ? f.max_tokens_opt->get_name() : "--max-tokens", "must be >= 0", ">= 0", std::to_string(m.max_tokens));
 
   m.source = resolve_trained_model(f.model);
   std::string tokenizer_path = f.tokenizer;

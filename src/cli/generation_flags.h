@@ -38,6 +38,8 @@ WeightFormat resolve_weight_format(const std::string& weights, BackendRequest& r
 // --top-p, --top-k, --repetition-penalty, --seed, and the length flag `length_flag`
 // ("--steps" or "--max-tokens").
 void add_generation_flags(CLI::App& sub, GenerationFlags& flags, const std::string& length_flag);
+// Only --model, --tokenizer, --device, --dtype, --weights, --threads.
+void add_model_flags(CLI::App& sub, GenerationFlags& flags);
 
 struct GenerationModel {
   ModelSource source;  // params released once uploaded

@@ -159,7 +159,7 @@ void Decoder::check_token(int32_t token) const {
                std::to_string(token));
 }
 
-const float* Decoder::prefill(int slot, const int32_t* tokens, int n, int pos0) {
+void Decoder::check_prefill(int slot, const int32_t* tokens, int n, int pos0) const {
   if (slot < 0 || slot >= max_batch_)
     fail_input("decoder", "sequence slot out of range", "0.." + std::to_string(max_batch_ - 1),
                std::to_string(slot));
@@ -171,6 +171,10 @@ const float* Decoder::prefill(int slot, const int32_t* tokens, int n, int pos0) 
     fail_input("decoder", "the sequence would exceed max_len", "<= " + std::to_string(max_len_),
                std::to_string(int64_t(pos0) + n));
   for (int i = 0; i < n; ++i) check_token(tokens[i]);
+}
+
+const float* Decoder::prefill(int slot, const int32_t* tokens, int n, int pos0) {
+  check_prefill(slot, tokens, n, pos0);
   const float* logits = nullptr;
   for (int done = 0; done < n; done += chunk_) {
     const int T = std::min(chunk_, n - done);
@@ -179,6 +183,23 @@ const float* Decoder::prefill(int slot, const int32_t* tokens, int n, int pos0) 
     filled_[slot] = p + T;
   }
   return logits;
+}
+
+std::vector<float> Decoder::prefill_all(int slot, const int32_t* tokens, int n, int pos0) {
+  check_prefill(slot, tokens, n, pos0);
+  const int64_t V = config_.vocab_size;
+  if (all_logits_ == nullptr) {
+    all_logits_ = static_cast<float*>(buffer(size_t(chunk_) * V * sizeof(float)));
+  }
+  std::vector<float> out(size_t(n) * V);
+  for (int done = 0; done < n; done += chunk_) {
+    const int T = std::min(chunk_, n - done);
+    const int32_t p = pos0 + done;
+    run(tokens + done, &p, 1, T, slot, true);
+    filled_[slot] = p + T;
+    backend_.download(out.data() + size_t(done) * V, all_logits_, size_t(T) * V * sizeof(float));
+  }
+  return out;
 }
 
 const float* Decoder::decode(const int32_t* tokens, const int32_t* positions, int B) {
@@ -199,7 +220,8 @@ const float* Decoder::decode(const int32_t* tokens, const int32_t* positions, in
   return logits;
 }
 
-const float* Decoder::run(const int32_t* tokens, const int32_t* pos, int B, int T, int slot0) {
+const float* Decoder::run(const int32_t* tokens, const int32_t* pos, int B, int T, int slot0,
+                          bool all_rows) {
   const int64_t N = int64_t(B) * T;
   const int C = config_.dim, H = config_.n_heads, Hkv = config_.n_kv_heads, D = config_.head_dim;
   const int V = config_.vocab_size;
@@ -217,14 +239,20 @@ const float* Decoder::run(const int32_t* tokens, const int32_t* pos, int B, int 
     attention_output(backend_, config_, dt_, lw, att_, att_c_, x_, x_, N);
     ffn_block_forward(backend_, config_, dt_, lw, x_, x_, N, xn_, rstd_, h13_, g_);
   }
+  const Int8Matrix classifier_q =
+      weights_.int8 != nullptr ? weights_.int8[4 * int64_t(config_.n_layers)] : Int8Matrix{};
+  const void* classifier = compute_tensor(weights_, dt_, layout_.classifier());
+  if (all_rows) {  // every token's logits (B == 1), left in backend memory
+    backend_.rmsnorm_forward(xn_, dt_, rstd_, x_, weights_.params + layout_.final_norm(), N, C,
+                             float(config_.norm_eps));
+    linear_forward(backend_, dt_, all_logits_, xn_, classifier, classifier_q, N, V, C, false);
+    return nullptr;
+  }
   // The last token of each sequence: row T-1 when B == 1, every row when T == 1.
   const float* last = x_ + (T - 1) * int64_t(C);
   backend_.rmsnorm_forward(xf_, dt_, rstd_, last, weights_.params + layout_.final_norm(), B, C,
                            float(config_.norm_eps));
-  const Int8Matrix classifier_q =
-      weights_.int8 != nullptr ? weights_.int8[4 * int64_t(config_.n_layers)] : Int8Matrix{};
-  linear_forward(backend_, dt_, logits_, xf_, compute_tensor(weights_, dt_, layout_.classifier()),
-                 classifier_q, B, V, C, false);
+  linear_forward(backend_, dt_, logits_, xf_, classifier, classifier_q, B, V, C, false);
   backend_.download(logits_host_.data(), logits_, size_t(B) * V * sizeof(float));
   return logits_host_.data();
 }

@@ -74,6 +74,11 @@ class Decoder {
   // memory, valid until the next call).
   const float* decode(const int32_t* tokens, const int32_t* positions, int B);
 
+  // As prefill(), but returns the logits after every one of the n tokens: [n, V]
+  // (for scoring text: row i predicts the token after tokens[i]). Its logits
+  // buffer is allocated on the first call.
+  std::vector<float> prefill_all(int slot, const int32_t* tokens, int n, int pos0);
+
   // Forgets what every slot holds.
   void reset();
   int filled(int slot) const { return filled_.at(size_t(slot)); }
@@ -87,7 +92,10 @@ class Decoder {
  private:
   // Runs B sequences of T tokens (B == 1 or T == 1) whose first cache slot is
   // `slot0`, starting at host positions pos[b]; logits of each sequence's last token.
-  const float* run(const int32_t* tokens, const int32_t* pos, int B, int T, int slot0);
+  // With all_rows (B == 1), the logits of every token go to all_logits_ instead.
+  const float* run(const int32_t* tokens, const int32_t* pos, int B, int T, int slot0,
+                   bool all_rows = false);
+  void check_prefill(int slot, const int32_t* tokens, int n, int pos0) const;
   void check_token(int32_t token) const;
   void* buffer(size_t bytes);
 
@@ -116,6 +124,7 @@ class Decoder {
   void* g_ = nullptr;                      // [rows, F] compute dtype
   void* xf_ = nullptr;                     // [max_batch, C] compute dtype
   float* logits_ = nullptr;                // [max_batch, V]
+  float* all_logits_ = nullptr;            // [chunk, V] (prefill_all)
   std::vector<float> logits_host_;         // [max_batch, V]
 };
 
