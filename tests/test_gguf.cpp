@@ -1,0 +1,334 @@
+// GGUF: the container built byte by byte from its description (ggml's
+// docs/gguf.md) and read back, the writer's bytes against that hand-built form,
+// fp16 / Q8_0 encodings against hardware and hand-derived values, every kind of
+// damaged file rejected with an InputError naming the file; then Kiln models
+// exported and imported (kiln export --format gguf, a .gguf as --model).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+
+#include "core/cpu_features.h"
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "io/gguf.h"
+#include "run_kiln.h"
+
+using namespace kiln;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string test_dir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  fs::path dir = fs::path(KILN_TEST_TMPDIR) / "gguf" /
+                 (std::string(info->test_suite_name()) + "." + info->name() + "." +
+                  std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+std::string bytes_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void put_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+// An independent GGUF byte builder, written from the format description.
+struct Bytes {
+  std::string b;
+  template <typename T>
+  Bytes& put(T v) {
+    b.append(reinterpret_cast<const char*>(&v), sizeof(T));
+    return *this;
+  }
+  Bytes& str(const std::string& t) {
+    put<uint64_t>(t.size());
+    b += t;
+    return *this;
+  }
+  Bytes& pad_to(size_t alignment) {
+    while (b.size() % alignment) b.push_back('\0');
+    return *this;
+  }
+};
+
+// Header + kv count; the caller appends kvs, tensor infos and data.
+Bytes header(uint64_t tensors, uint64_t kvs, uint32_t version = 3) {
+  Bytes h;
+  h.b = "GGUF";
+  h.put<uint32_t>(version).put<uint64_t>(tensors).put<uint64_t>(kvs);
+  return h;
+}
+
+// One F32 tensor [2, 3] (dims {3, 2}) with one u32 and one string kv.
+struct SmallFile {
+  std::string bytes;
+  std::vector<float> values{1.5f, -2.0f, 0.25f, 3.0f, -0.125f, 7.0f};
+};
+// Writers pad after every tensor, the last one too (pad_end); the format does
+// not require the last padding, so a reader must accept the file without it.
+SmallFile small_file(uint32_t tensor_type = 0, uint64_t offset = 0, bool pad_end = false) {
+  SmallFile f;
+  Bytes b = header(1, 2);
+  b.str("general.architecture").put<uint32_t>(8).str("llama");
+  b.str("test.count").put<uint32_t>(4).put<uint32_t>(42);
+  b.str("w").put<uint32_t>(2).put<uint64_t>(3).put<uint64_t>(2).put<uint32_t>(tensor_type).put<uint64_t>(offset);
+  b.pad_to(32);
+  b.b.append(offset, '\0');
+  b.b.append(reinterpret_cast<const char*>(f.values.data()), 24);
+  if (pad_end) b.pad_to(32);
+  f.bytes = b.b;
+  return f;
+}
+
+void expect_input_error(const std::function<void()>& fn, const std::string& path,
+                        const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "no InputError; expected one mentioning \"" << needle << "\"";
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(path), std::string::npos) << "message does not name the file: " << msg;
+    EXPECT_NE(msg.find(needle), std::string::npos) << "message lacks \"" << needle << "\": " << msg;
+  }
+}
+
+// VCVTPS2PH with round-to-nearest-even (immediate 0): the hardware's fp16 rounding.
+__attribute__((target("f16c"))) uint16_t hardware_half(float x) {
+  typedef float v4sf __attribute__((vector_size(16)));
+  const v4sf v = {x, 0, 0, 0};
+  return uint16_t(__builtin_ia32_vcvtps2ph(v, 0)[0]);
+}
+
+}  // namespace
+
+// ============================================================================
+// The container
+
+TEST(GgufContainer, ReadsAHandBuiltFile) {
+  const std::string dir = test_dir(), path = dir + "/small.gguf";
+  const SmallFile f = small_file();
+  put_bytes(path, f.bytes);
+  GgufReader r(path);
+  EXPECT_EQ(r.version(), 3u);
+  ASSERT_EQ(r.metadata().size(), 2u);
+  EXPECT_EQ(r.get_string("general.architecture"), "llama");
+  EXPECT_EQ(r.get_uint("test.count"), 42u);
+  ASSERT_EQ(r.tensors().size(), 1u);
+  const GgufTensorInfo& t = r.tensors()[0];
+  EXPECT_EQ(t.name, "w");
+  EXPECT_EQ(t.dims, (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(t.type, GgmlType::f32);
+  EXPECT_EQ(r.data_start() % 32, 0u);
+  std::vector<float> got(6);
+  r.read_f32(t, got.data());
+  EXPECT_EQ(got, f.values);
+}
+
+TEST(GgufContainer, WriterProducesTheDescribedBytes) {
+  const std::string dir = test_dir(), path = dir + "/w.gguf";
+  const SmallFile f = small_file(0, 0, true);
+  GgufWriter w;
+  w.add("general.architecture", GgufValue::string("llama"));
+  w.add("test.count", GgufValue::u32(42));
+  w.add_tensor({"w", {3, 2}, GgmlType::f32, f.values.data()});
+  w.write(path);
+  EXPECT_EQ(bytes_of(path), f.bytes);
+}
+
+TEST(GgufContainer, EveryValueTypeAndTensorTypeRoundTrips) {
+  const std::string dir = test_dir(), path = dir + "/all.gguf";
+  GgufWriter w;
+  w.add("a.u32", GgufValue::u32(4000000000u));
+  w.add("a.i32", GgufValue::i32(-7));
+  w.add("a.u64", GgufValue::u64(1ull << 40));
+  w.add("a.f32", GgufValue::f32(1e-6f));
+  w.add("a.bool", GgufValue::boolean(true));
+  w.add("a.str", GgufValue::string(std::string("with\0nul", 8)));
+  w.add("a.strs", GgufValue::string_array({"", "▁the", "x y"}));
+  w.add("a.f32s", GgufValue::f32_array({-1000.5f, 0.0f, 3.25f}));
+  w.add("a.i32s", GgufValue::i32_array({1, -2, 3}));
+  Rng rng(5, 1);
+  std::vector<float> x(64 * 3);
+  for (float& v : x) v = rng.normal();
+  for (GgmlType type : {GgmlType::f32, GgmlType::f16, GgmlType::bf16, GgmlType::q8_0})
+    w.add_tensor({"t." + ggml_type_name(type), {64, 3}, type, x.data()});
+  w.write(path);
+  GgufReader r(path);
+  ASSERT_EQ(r.metadata().size(), w.metadata().size());
+  for (size_t i = 0; i < w.metadata().size(); ++i) {
+    EXPECT_EQ(r.metadata()[i].first, w.metadata()[i].first);
+    EXPECT_TRUE(r.metadata()[i].second == w.metadata()[i].second) << w.metadata()[i].first;
+  }
+  EXPECT_EQ(r.get_uint("a.u32"), 4000000000u);
+  EXPECT_FLOAT_EQ(float(r.get_float("a.f32")), 1e-6f);
+  std::vector<float> got(x.size());
+  for (const GgufTensorInfo& t : r.tensors()) {
+    EXPECT_EQ(t.offset % 32, 0u);
+    r.read_f32(t, got.data());
+    for (size_t i = 0; i < x.size(); ++i) {
+      float want = x[i];
+      if (t.type == GgmlType::f16) want = half_to_float(hardware_half(x[i]));
+      if (t.type == GgmlType::bf16) want = bf16_to_float(float_to_bf16(x[i]));
+      if (t.type == GgmlType::q8_0) continue;  // checked below
+      ASSERT_EQ(got[i], want) << t.name << " element " << i;
+    }
+  }
+}
+
+TEST(GgufContainer, HalfRoundingMatchesTheHardware) {
+  if (!__builtin_cpu_supports("f16c")) GTEST_SKIP() << "this CPU has no F16C to compare with";
+  // Hand values: the largest half, a tie to even, subnormals, overflow to Inf.
+  EXPECT_EQ(float_to_half(65504.0f), 0x7bff);
+  EXPECT_EQ(float_to_half(65520.0f), 0x7c00);
+  EXPECT_EQ(float_to_half(1.0f + std::ldexp(1.0f, -11)), 0x3c00);          // tie -> even
+  EXPECT_EQ(float_to_half(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);      // tie -> even (up)
+  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -24)), 0x0001);
+  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -25)), 0x0000);                 // tie -> even (0)
+  EXPECT_EQ(float_to_half(-2.0f), 0xc000);
+  // Every 4093rd fp32 bit pattern, both signs, against VCVTPS2PH (NaNs aside).
+  for (uint64_t bits = 0; bits < (1ull << 32); bits += 4093) {
+    const uint32_t u = uint32_t(bits);
+    float x;
+    std::memcpy(&x, &u, 4);
+    if (std::isnan(x)) continue;
+    ASSERT_EQ(float_to_half(x), hardware_half(x)) << "bits " << std::hex << u;
+    const uint16_t h = uint16_t(u);
+    const float back = half_to_float(h);
+    if (!std::isnan(back)) {
+      ASSERT_EQ(float_to_half(back), h) << "half " << std::hex << h;
+    }
+  }
+}
+
+TEST(GgufContainer, Q8_0BlocksAsDescribed) {
+  // A block whose max|x| is 127: d = 1 exactly, so q = round(x) by hand.
+  std::vector<float> x(32);
+  for (int i = 0; i < 32; ++i) x[i] = float(i * 4 - 64) + 0.3f;  // -63.7 ... 60.3
+  x[5] = -127.0f;
+  std::vector<uint8_t> block(34);
+  ASSERT_TRUE(encode_q8_0(x.data(), 32, block.data()));
+  EXPECT_EQ(block[0], 0x00);  // fp16 1.0 = 0x3c00, little-endian
+  EXPECT_EQ(block[1], 0x3c);
+  for (int i = 0; i < 32; ++i) {
+    const int want = i == 5 ? -127 : i * 4 - 64;
+    EXPECT_EQ(int(int8_t(block[2 + i])), want) << i;
+  }
+  // Random blocks: |x - deq| <= d16 / 2 (d16 the stored scale; q uses it), up to
+  // fp32 rounding of x / d16 (relative 2^-24 of |x| <= 127.1 d16).
+  Rng rng(11, 3);
+  std::vector<float> y(32 * 50), deq(y.size());
+  for (size_t i = 0; i < y.size(); ++i) y[i] = rng.normal() * float(1 + i / 32);
+  std::vector<uint8_t> q(50 * 34);
+  ASSERT_TRUE(encode_q8_0(y.data(), int64_t(y.size()), q.data()));
+  decode_q8_0(q.data(), int64_t(y.size()), deq.data());
+  for (size_t b = 0; b < 50; ++b) {
+    uint16_t d16;
+    std::memcpy(&d16, &q[b * 34], 2);
+    const double d = half_to_float(d16);
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(y[b * 32 + i]));
+    EXPECT_NEAR(d, amax / 127.0, amax / 127.0 * std::ldexp(1.0, -11));
+    for (int i = 0; i < 32; ++i)
+      ASSERT_LE(std::fabs(double(y[b * 32 + i]) - deq[b * 32 + i]), d / 2 * (1 + 1e-6))
+          << "block " << b << " element " << i;
+  }
+  std::vector<float> inf(32, 1.0f);
+  inf[3] = std::numeric_limits<float>::infinity();
+  EXPECT_FALSE(encode_q8_0(inf.data(), 32, block.data()));
+}
+
+TEST(GgufContainer, EveryTruncationIsAnInputError) {
+  const std::string dir = test_dir(), path = dir + "/cut.gguf";
+  const SmallFile f = small_file();
+  for (size_t n = 0; n < f.bytes.size(); ++n) {
+    put_bytes(path, f.bytes.substr(0, n));
+    try {
+      GgufReader r(path);
+      ADD_FAILURE() << "a file cut to " << n << " of " << f.bytes.size() << " bytes was accepted";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(GgufContainer, RejectsDamagedFiles) {
+  const std::string dir = test_dir(), path = dir + "/bad.gguf";
+  auto check = [&](const std::string& bytes, const std::string& needle) {
+    put_bytes(path, bytes);
+    expect_input_error([&] { GgufReader r(path); }, path, needle);
+  };
+  std::string bad = small_file().bytes;
+  bad[0] = 'G', bad[1] = 'G', bad[2] = 'M', bad[3] = 'L';
+  check(bad, "bad magic");
+  check(header(0, 0, 1).b + std::string(16, '\0'), "unsupported GGUF version (expected 2 or 3, got 1)");
+  check(small_file(2).bytes, "tensor type kiln does not read (expected F32, F16, BF16 or Q8_0, got Q4_0)");
+  check(small_file(12).bytes, "got Q4_K");
+  check(small_file(0, 8).bytes, "not aligned");
+  // dims[0] = 3 is no multiple of Q8_0's 32.
+  check(small_file(8).bytes, "not a multiple of the Q8_0 block");
+  {
+    Bytes b = header(0, 1);
+    b.str("k").put<uint32_t>(13).put<uint32_t>(0);
+    check(b.b, "unknown value type (expected 0..12, got 13)");
+  }
+  {
+    Bytes b = header(0, 1);
+    b.str("k").put<uint32_t>(8).put<uint64_t>(1ull << 50);
+    check(b.b, "truncated");
+  }
+  {
+    Bytes b = header(0, 1);
+    b.str("k").put<uint32_t>(9).put<uint32_t>(4).put<uint64_t>(1ull << 40);
+    check(b.b, "array length exceeds the file");
+  }
+  {
+    Bytes b = header(0, 1);
+    b.str("k").put<uint32_t>(9).put<uint32_t>(9).put<uint64_t>(0);
+    check(b.b, "array of arrays");
+  }
+  {
+    Bytes b = header(0, 1);
+    b.str("k").put<uint32_t>(7).put<uint8_t>(2);
+    check(b.b, "bool is not 0 or 1");
+  }
+  {
+    Bytes b = header(0, 2);
+    b.str("k").put<uint32_t>(4).put<uint32_t>(1).str("k").put<uint32_t>(4).put<uint32_t>(2);
+    check(b.b, "appears twice");
+  }
+  {
+    Bytes b = header(0, 1);
+    b.str("general.alignment").put<uint32_t>(4).put<uint32_t>(24);
+    check(b.b, "not a power of two");
+  }
+  check(header(1ull << 40, 0).b + std::string(64, '\0'), "tensor count exceeds");
+  {
+    // Two tensors at the same offset.
+    Bytes b = header(2, 0);
+    for (const char* name : {"a", "b"})
+      b.str(name).put<uint32_t>(1).put<uint64_t>(8).put<uint32_t>(0).put<uint64_t>(0);
+    b.pad_to(32);
+    b.b.append(64, '\0');
+    check(b.b, "overlaps");
+  }
+  {
+    // dims whose product overflows 64 bits.
+    Bytes b = header(1, 0);
+    b.str("a").put<uint32_t>(2).put<uint64_t>(1ull << 40).put<uint64_t>(1ull << 40);
+    b.put<uint32_t>(0).put<uint64_t>(0);
+    check(b.b, "overflows");
+  }
+}
