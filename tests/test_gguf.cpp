@@ -12,12 +12,16 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
 
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/gguf.h"
+#include "io/gguf_model.h"
+#include "model/config.h"
+#include "model/param_layout.h"
 #include "run_kiln.h"
 
 using namespace kiln;
@@ -330,5 +334,266 @@ TEST(GgufContainer, RejectsDamagedFiles) {
     b.str("a").put<uint32_t>(2).put<uint64_t>(1ull << 40).put<uint64_t>(1ull << 40);
     b.put<uint32_t>(0).put<uint64_t>(0);
     check(b.b, "overflows");
+  }
+}
+
+// ============================================================================
+// Models: export (save_gguf_model, kiln export --format gguf) and import
+
+namespace {
+
+enum class Arch { llama, qwen2, qwen3 };
+
+// Tiny configs that exercise what each architecture carries: GQA, an untied
+// classifier and Llama 3 rope scaling (llama); q/k/v biases (qwen2); q/k norms
+// with head_dim != dim / heads (qwen3). Rows are multiples of 32 so Q8_0 applies.
+ModelConfig arch_config(Arch arch, int vocab = 96) {
+  ModelConfig c;
+  c.dim = 64;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 16;
+  c.hidden_dim = 96;
+  c.vocab_size = vocab;
+  c.max_seq_len = 256;
+  c.norm_eps = 1e-5;
+  c.rope_theta = 10000.0;
+  if (arch == Arch::llama) {
+    c.model_type = "llama";
+    c.tie_embeddings = false;
+    c.rope_theta = 500000.0;
+    c.rope_scaling = {32.0, 1.0, 4.0, 64};
+  } else if (arch == Arch::qwen2) {
+    c.model_type = "qwen2";
+    c.tie_embeddings = true;
+    c.qkv_bias = true;
+    c.rope_theta = 1000000.0;
+    c.norm_eps = 1e-6;
+  } else {
+    c.model_type = "qwen3";
+    c.tie_embeddings = true;
+    c.qk_norm = true;
+    c.head_dim = 32;  // != 64 / 4
+    c.rope_theta = 1000000.0;
+    c.norm_eps = 1e-6;
+  }
+  c.name = "tiny-" + c.model_type;
+  c.validate("test config");
+  return c;
+}
+
+// Seeded weights, scaled up from the init's 0.02 so a tiny model's logits are
+// not near-ties; norms and biases random around 1 and 0 so a swap would show.
+std::vector<float> random_params(const ModelConfig& c, uint64_t seed, float scale = 20.0f) {
+  const ParamLayout layout(c);
+  std::vector<float> p(size_t(layout.total()));
+  init_params(c, layout, seed, p.data());
+  for (float& x : p) x *= scale;
+  Rng rng(seed, 99);
+  for (const ParamInfo& info : layout.params())
+    if (info.shape.size() == 1)
+      for (int64_t i = 0; i < info.numel(); ++i)
+        p[size_t(info.offset + i)] =
+            (info.name.ends_with(".bias") ? 0.0f : 1.0f) + 0.1f * rng.normal();
+  return p;
+}
+
+std::string gguf_name_of(const std::string& hf) {
+  // Written out here from llama.cpp's tensor names, independent of gguf_model.cpp.
+  if (hf == "model.embed_tokens.weight") return "token_embd.weight";
+  if (hf == "model.norm.weight") return "output_norm.weight";
+  if (hf == "lm_head.weight") return "output.weight";
+  const std::string rest = hf.substr(hf.find('.', 13) + 1);
+  const std::string n = hf.substr(13, hf.find('.', 13) - 13);
+  const std::map<std::string, std::string> m = {
+      {"input_layernorm.weight", "attn_norm.weight"},
+      {"self_attn.q_proj.weight", "attn_q.weight"},
+      {"self_attn.k_proj.weight", "attn_k.weight"},
+      {"self_attn.v_proj.weight", "attn_v.weight"},
+      {"self_attn.o_proj.weight", "attn_output.weight"},
+      {"self_attn.q_proj.bias", "attn_q.bias"},
+      {"self_attn.k_proj.bias", "attn_k.bias"},
+      {"self_attn.v_proj.bias", "attn_v.bias"},
+      {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+      {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+      {"post_attention_layernorm.weight", "ffn_norm.weight"},
+      {"mlp.gate_proj.weight", "ffn_gate.weight"},
+      {"mlp.up_proj.weight", "ffn_up.weight"},
+      {"mlp.down_proj.weight", "ffn_down.weight"}};
+  return "blk." + n + "." + m.at(rest);
+}
+
+void expect_same_config(const ModelConfig& a, const ModelConfig& b) {
+  EXPECT_EQ(a.dim, b.dim);
+  EXPECT_EQ(a.n_layers, b.n_layers);
+  EXPECT_EQ(a.n_heads, b.n_heads);
+  EXPECT_EQ(a.n_kv_heads, b.n_kv_heads);
+  EXPECT_EQ(a.head_dim, b.head_dim);
+  EXPECT_EQ(a.hidden_dim, b.hidden_dim);
+  EXPECT_EQ(a.vocab_size, b.vocab_size);
+  EXPECT_EQ(a.max_seq_len, b.max_seq_len);
+  EXPECT_EQ(float(a.norm_eps), float(b.norm_eps));
+  EXPECT_EQ(float(a.rope_theta), float(b.rope_theta));
+  EXPECT_EQ(a.tie_embeddings, b.tie_embeddings);
+  EXPECT_EQ(a.qkv_bias, b.qkv_bias);
+  EXPECT_EQ(a.qk_norm, b.qk_norm);
+  EXPECT_EQ(a.model_type, b.model_type);
+  EXPECT_EQ(float(a.rope_scaling.factor), float(b.rope_scaling.factor));
+  EXPECT_EQ(float(a.rope_scaling.low_freq_factor), float(b.rope_scaling.low_freq_factor));
+  EXPECT_EQ(float(a.rope_scaling.high_freq_factor), float(b.rope_scaling.high_freq_factor));
+  EXPECT_EQ(a.rope_scaling.original_max_position_embeddings,
+            b.rope_scaling.original_max_position_embeddings);
+}
+
+const char* arch_name(Arch a) { return a == Arch::llama ? "llama" : a == Arch::qwen2 ? "qwen2" : "qwen3"; }
+
+}  // namespace
+
+class GgufModelRoundTrip : public ::testing::TestWithParam<std::tuple<Arch, GgmlType>> {};
+
+// Export then import: the config comes back, F32 exactly, F16 / BF16 exactly as
+// the rounded values (F16 against the hardware's VCVTPS2PH), Q8_0 within d/2 of
+// each block (d = fp16(max|x| / 127), computed here); 1-D tensors stay F32.
+TEST_P(GgufModelRoundTrip, ImportGivesBackTheModel) {
+  const auto [arch, type] = GetParam();
+  const ModelConfig c = arch_config(arch);
+  const ParamLayout layout(c);
+  const std::vector<float> params = random_params(c, 3, 1.0f);
+  const std::string dir = test_dir(), path = dir + "/m.gguf";
+  save_gguf_model(path, c, layout, params.data(), type, {});
+  const GgufModel m = load_gguf_model(path);
+  expect_same_config(c, m.config);
+  ASSERT_EQ(m.params.size(), params.size());
+  const bool f16c = __builtin_cpu_supports("f16c");
+  for (const ParamInfo& p : layout.params()) {
+    const float* want = params.data() + p.offset;
+    const float* got = m.params.data() + p.offset;
+    const GgmlType stored = p.shape.size() == 1 ? GgmlType::f32 : type;
+    const int64_t cols = p.shape.back();
+    for (int64_t i = 0; i < p.numel(); ++i) {
+      if (stored == GgmlType::f32) {
+        ASSERT_EQ(got[i], want[i]) << p.name << " " << i;
+      } else if (stored == GgmlType::bf16) {
+        ASSERT_EQ(got[i], bf16_to_float(float_to_bf16(want[i]))) << p.name << " " << i;
+      } else if (stored == GgmlType::f16) {
+        if (f16c) {
+          ASSERT_EQ(got[i], half_to_float(hardware_half(want[i]))) << p.name << " " << i;
+        }
+        ASSERT_LE(std::fabs(got[i] - want[i]), std::fabs(want[i]) * std::ldexp(1.0f, -11) + std::ldexp(1.0f, -25));
+      } else {
+        // The block of element i runs along its row: 32 consecutive elements.
+        const int64_t row = i / cols, b = (i % cols) / 32;
+        float amax = 0;
+        for (int64_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(want[row * cols + b * 32 + j]));
+        const double d = half_to_float(float_to_half(amax / 127.0f));
+        ASSERT_LE(std::fabs(double(got[i]) - want[i]), d / 2 * (1 + 1e-6)) << p.name << " " << i;
+      }
+    }
+  }
+}
+
+// Export of an import with the same type writes the same tensor bytes.
+TEST_P(GgufModelRoundTrip, ReexportIsExact) {
+  const auto [arch, type] = GetParam();
+  const ModelConfig c = arch_config(arch);
+  const ParamLayout layout(c);
+  const std::vector<float> params = random_params(c, 4, 1.0f);
+  const std::string dir = test_dir();
+  save_gguf_model(dir + "/a.gguf", c, layout, params.data(), type, {});
+  const GgufModel m = load_gguf_model(dir + "/a.gguf");
+  save_gguf_model(dir + "/b.gguf", m.config, ParamLayout(m.config), m.params.data(), type, {});
+  const GgufReader a(dir + "/a.gguf"), b(dir + "/b.gguf");
+  ASSERT_EQ(a.tensors().size(), b.tensors().size());
+  for (size_t i = 0; i < a.tensors().size(); ++i) {
+    EXPECT_EQ(a.tensors()[i].name, b.tensors()[i].name);
+    EXPECT_EQ(a.tensors()[i].type, b.tensors()[i].type);
+    EXPECT_TRUE(a.read_raw(a.tensors()[i]) == b.read_raw(b.tensors()[i])) << a.tensors()[i].name;
+  }
+  EXPECT_EQ(bytes_of(dir + "/a.gguf"), bytes_of(dir + "/b.gguf"));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ArchAndType, GgufModelRoundTrip,
+    ::testing::Combine(::testing::Values(Arch::llama, Arch::qwen2, Arch::qwen3),
+                       ::testing::Values(GgmlType::f32, GgmlType::f16, GgmlType::bf16, GgmlType::q8_0)),
+    [](const auto& info) {
+      return std::string(arch_name(std::get<0>(info.param))) + "_" +
+             ggml_type_name(std::get<1>(info.param));
+    });
+
+// The file holds what llama.cpp expects, checked from the format's side: names,
+// dims (PyTorch shape reversed), metadata keys, no output.weight when tied,
+// rope_freqs for Llama 3 scaling, and Wq/Wk rows in GGML's interleaved RoPE order
+// for llama (row 2j <- HF row j, 2j+1 <- HF row D/2 + j in each head), unpermuted
+// for qwen (NEOX RoPE rotates halves, as HF).
+TEST(GgufModel, FileLayoutIsWhatLlamaCppReads) {
+  for (Arch arch : {Arch::llama, Arch::qwen2, Arch::qwen3}) {
+    SCOPED_TRACE(arch_name(arch));
+    const ModelConfig c = arch_config(arch);
+    const ParamLayout layout(c);
+    const std::vector<float> params = random_params(c, 5, 1.0f);
+    const std::string dir = test_dir(), path = dir + "/m.gguf";
+    save_gguf_model(path, c, layout, params.data(), GgmlType::f32, {});
+    const GgufReader r(path);
+    const std::string a = arch_name(arch);
+    EXPECT_EQ(r.get_string("general.architecture"), a);
+    EXPECT_EQ(r.get_uint(a + ".embedding_length"), uint64_t(c.dim));
+    EXPECT_EQ(r.get_uint(a + ".block_count"), uint64_t(c.n_layers));
+    EXPECT_EQ(r.get_uint(a + ".feed_forward_length"), uint64_t(c.hidden_dim));
+    EXPECT_EQ(r.get_uint(a + ".attention.head_count"), uint64_t(c.n_heads));
+    EXPECT_EQ(r.get_uint(a + ".attention.head_count_kv"), uint64_t(c.n_kv_heads));
+    EXPECT_EQ(r.get_uint(a + ".attention.key_length"), uint64_t(c.head_dim));
+    EXPECT_EQ(r.get_uint(a + ".attention.value_length"), uint64_t(c.head_dim));
+    EXPECT_EQ(r.get_uint(a + ".context_length"), uint64_t(c.max_seq_len));
+    EXPECT_EQ(float(r.get_float(a + ".attention.layer_norm_rms_epsilon")), float(c.norm_eps));
+    EXPECT_EQ(float(r.get_float(a + ".rope.freq_base")), float(c.rope_theta));
+    EXPECT_EQ(r.find_tensor("output.weight") != nullptr, !c.tie_embeddings);
+    size_t expected_tensors = 0;
+    for (const ParamInfo& p : layout.params()) {
+      ++expected_tensors;
+      const GgufTensorInfo* t = r.find_tensor(gguf_name_of(p.name));
+      ASSERT_TRUE(t) << gguf_name_of(p.name);
+      EXPECT_EQ(t->dims, std::vector<int64_t>(p.shape.rbegin(), p.shape.rend())) << t->name;
+      std::vector<float> got(size_t(t->numel()));
+      r.read_f32(*t, got.data());
+      const bool q = p.name.ends_with("q_proj.weight"), k = p.name.ends_with("k_proj.weight");
+      const int64_t cols = p.shape.size() == 2 ? p.shape[1] : 1;
+      const int D = c.head_dim;
+      for (int64_t row = 0; row < p.shape[0]; ++row) {
+        int64_t hf_row = row;
+        if (arch == Arch::llama && (q || k)) {
+          const int64_t head = row / D, in = row % D;
+          hf_row = head * D + (in % 2 == 0 ? in / 2 : D / 2 + in / 2);
+        }
+        for (int64_t col = 0; col < cols; ++col)
+          ASSERT_EQ(got[size_t(row * cols + col)], params[size_t(p.offset + hf_row * cols + col)])
+              << t->name << " row " << row;
+      }
+    }
+    if (c.has_rope_scaling()) {
+      ++expected_tensors;
+      const GgufTensorInfo* f = r.find_tensor("rope_freqs.weight");
+      ASSERT_TRUE(f);
+      std::vector<float> factors(size_t(c.head_dim / 2));
+      r.read_f32(*f, factors.data());
+      // Llama 3: wavelength 2 pi / theta^(-2i/D) against the original context 64:
+      // below 64 / 4 kept (1), above 64 / 1 divided by 32, smooth in between.
+      for (int i = 0; i < c.head_dim / 2; ++i) {
+        const double freq = std::pow(c.rope_theta, -2.0 * i / c.head_dim);
+        const double wavelen = 2 * M_PI / freq;
+        double want;
+        if (wavelen < 64.0 / 4.0) {
+          want = 1;
+        } else if (wavelen > 64.0) {
+          want = 32;
+        } else {
+          const double s = (64.0 / wavelen - 1.0) / (4.0 - 1.0);
+          want = 1 / ((1 - s) / 32 + s);
+        }
+        EXPECT_NEAR(factors[size_t(i)], want, want * 1e-6) << i;
+      }
+    }
+    EXPECT_EQ(r.tensors().size(), expected_tensors);
   }
 }
