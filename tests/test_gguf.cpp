@@ -20,8 +20,10 @@
 #include "core/rng.h"
 #include "io/gguf.h"
 #include "io/gguf_model.h"
+#include "io/model_safetensors.h"
 #include "model/config.h"
 #include "model/param_layout.h"
+#include "tokenizer/tokenizer.h"
 #include "run_kiln.h"
 
 using namespace kiln;
@@ -596,4 +598,154 @@ TEST(GgufModel, FileLayoutIsWhatLlamaCppReads) {
     }
     EXPECT_EQ(r.tensors().size(), expected_tensors);
   }
+}
+
+// ============================================================================
+// kiln export --format gguf and a .gguf as --model, through the CLI
+
+namespace {
+
+test::CliResult run_cli(const std::vector<std::string>& args) {
+  static const std::string scratch = test::scratch_dir("gguf_cli");
+  return test::run_kiln(args, scratch);
+}
+
+// The byte offset of `name`'s tensor info type field (after name, n_dims, dims).
+size_t tensor_type_offset(const std::string& bytes, const std::string& name) {
+  const size_t at = bytes.find(name);
+  EXPECT_NE(at, std::string::npos) << name;
+  uint32_t n_dims;
+  std::memcpy(&n_dims, bytes.data() + at + name.size(), 4);
+  return at + name.size() + 4 + 8 * size_t(n_dims);
+}
+
+// The byte offset of a UINT32 metadata value (after the key and its type).
+size_t u32_value_offset(const std::string& bytes, const std::string& key) {
+  const size_t at = bytes.find(key);
+  EXPECT_NE(at, std::string::npos) << key;
+  return at + key.size() + 4;
+}
+
+// A Hugging Face directory of a tiny llama with a SentencePiece tokenizer that
+// kiln trains on the test corpus (tokenizer.model beside the weights).
+struct SpmModel {
+  std::string dir, tokenizer;
+  ModelConfig config;
+  std::vector<float> params;
+};
+const SpmModel& spm_model() {
+  static SpmModel m = [] {
+    SpmModel x;
+    const std::string base = test::scratch_dir("gguf_spm");
+    x.tokenizer = base + "/tok.model";
+    const auto r = run_cli({"tokenizer", "train", "--input",
+                         std::string(KILN_SOURCE_DIR) + "/tests/data/kiln_prose.txt",
+                         "--vocab-size", "400", "--out", x.tokenizer, "--quiet"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    x.config = arch_config(Arch::llama, 400);
+    x.params = random_params(x.config, 21);
+    x.dir = base + "/llama";
+    save_hf_model_dir(x.dir, x.config, ParamLayout(x.config), x.params.data());
+    fs::copy_file(x.tokenizer, x.dir + "/tokenizer.model");
+    return x;
+  }();
+  return m;
+}
+
+}  // namespace
+
+TEST(GgufCli, ExportCarriesTheTokenizerAndImportSamplesLikeTheOriginal) {
+  const SpmModel& m = spm_model();
+  const std::string dir = test_dir(), out = dir + "/m.gguf";
+  auto r = run_cli({"export", "--model", m.dir, "--format", "gguf", "--out", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const GgufReader g(out);
+  EXPECT_EQ(g.get_string("tokenizer.ggml.model"), "llama");
+  const std::unique_ptr<Tokenizer> tok = load_tokenizer(m.tokenizer);
+  const GgufValue* tokens = g.find("tokenizer.ggml.tokens");
+  ASSERT_TRUE(tokens);
+  ASSERT_EQ(tokens->texts.size(), 400u);
+  for (int32_t id = 0; id < tok->vocab_size(); ++id) EXPECT_EQ(tokens->texts[size_t(id)], tok->piece(id));
+  EXPECT_EQ(g.find("tokenizer.ggml.scores")->reals.size(), 400u);
+  EXPECT_EQ(g.get_uint("tokenizer.ggml.bos_token_id"), uint64_t(tok->bos_id()));
+  EXPECT_EQ(g.get_uint("tokenizer.ggml.eos_token_id"), uint64_t(tok->eos_id()));
+  // token types: <unk> 2, <s> </s> 3, byte pieces 6, the rest 1 (llama.cpp's ids).
+  const GgufValue* types = g.find("tokenizer.ggml.token_type");
+  EXPECT_EQ(types->integers[size_t(tok->unk_id())], 2);
+  EXPECT_EQ(types->integers[size_t(tok->bos_id())], 3);
+  // The imported file samples as the directory does (same weights, f32).
+  const std::vector<std::string> sample = {"sample", "--prompt", "The kiln", "--temperature", "0",
+                                           "--steps", "12", "--dtype", "fp32"};
+  auto args = sample;
+  args.insert(args.end(), {"--model", m.dir});
+  const auto want = run_cli(args);
+  ASSERT_EQ(want.code, 0) << want.err;
+  args = sample;
+  args.insert(args.end(), {"--model", out, "--tokenizer", m.tokenizer});
+  const auto got = run_cli(args);
+  ASSERT_EQ(got.code, 0) << got.err;
+  EXPECT_EQ(got.out, want.out);
+  // Export of the import: the same tensors and the tokenizer keys carried over.
+  r = run_cli({"export", "--model", out, "--format", "gguf", "--out", dir + "/again.gguf"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const GgufReader again(dir + "/again.gguf");
+  ASSERT_EQ(again.tensors().size(), g.tensors().size());
+  for (size_t i = 0; i < g.tensors().size(); ++i)
+    EXPECT_TRUE(again.read_raw(again.tensors()[i]) == g.read_raw(g.tensors()[i])) << g.tensors()[i].name;
+  EXPECT_TRUE(*again.find("tokenizer.ggml.tokens") == *tokens);
+}
+
+// Damaged files are exit 2 with the file named, as a source of `export` and
+// `sample`, and nothing is written.
+TEST(GgufCli, BadFilesAreExitTwoAndWriteNothing) {
+  const SpmModel& m = spm_model();
+  const std::string dir = test_dir(), good = dir + "/good.gguf";
+  ASSERT_EQ(run_cli({"export", "--model", m.dir, "--format", "gguf", "--out", good, "--type", "q8_0"}).code, 0);
+  const std::string bytes = bytes_of(good);
+  struct Case {
+    std::string name, bytes, needle;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"truncated", bytes.substr(0, bytes.size() - 100), "truncated"});
+  cases.push_back({"header_cut", bytes.substr(0, 1000), "truncated"});
+  std::string magic = bytes;
+  magic.replace(0, 4, "GGML");
+  cases.push_back({"magic", magic, "bad magic"});
+  std::string type = bytes;
+  const uint32_t q4_k = 12;
+  std::memcpy(type.data() + tensor_type_offset(type, "blk.1.ffn_up.weight"), &q4_k, 4);
+  cases.push_back({"type", type, "got Q4_K"});
+  std::string shape = bytes;
+  const uint32_t ffn = uint32_t(m.config.hidden_dim + 32);
+  std::memcpy(shape.data() + u32_value_offset(shape, "llama.feed_forward_length"), &ffn, 4);
+  cases.push_back({"shape", shape, "wrong shape for the metadata"});
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string in = dir + "/" + c.name + ".gguf", out = dir + "/" + c.name + ".out.gguf";
+    put_bytes(in, c.bytes);
+    auto r = run_cli({"export", "--model", in, "--format", "gguf", "--out", out, "--tokenizer", m.tokenizer});
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_NE(r.err.find("kiln: error: " + in), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << r.err;
+    r = run_cli({"sample", "--model", in, "--tokenizer", m.tokenizer, "--prompt", "x", "--steps", "2"});
+    EXPECT_EQ(r.code, 2) << r.err;
+  }
+  // A value F16 cannot hold: exit 2, no file (and no temporary left behind).
+  ModelConfig c = m.config;
+  std::vector<float> big = m.params;
+  big[ParamLayout(c).find("model.layers.0.mlp.up_proj.weight")->offset] = 1e6f;
+  save_hf_model_dir(dir + "/big", c, ParamLayout(c), big.data());
+  auto r = run_cli({"export", "--model", dir + "/big", "--format", "gguf", "--type", "f16", "--out",
+                 dir + "/big.gguf", "--tokenizer", m.tokenizer});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("outside the range of F16"), std::string::npos) << r.err;
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().string().find("big.gguf"), std::string::npos) << e.path();
+  // Without a tokenizer llama.cpp could not load the file: refused.
+  fs::create_directories(dir + "/bare");
+  save_hf_model_dir(dir + "/bare", c, ParamLayout(c), m.params.data());
+  r = run_cli({"export", "--model", dir + "/bare", "--format", "gguf", "--out", dir + "/bare.gguf"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_FALSE(fs::exists(dir + "/bare.gguf"));
+  EXPECT_EQ(run_cli({"export", "--model", m.dir, "--format", "gguf", "--type", "q4_k", "--out", dir + "/x.gguf"}).code, 2);
 }

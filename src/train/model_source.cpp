@@ -54,7 +54,8 @@ ModelSource resolve_model(const std::string& spec) {
     source.description = "weights from llama2.c " + spec;
     return source;
   }
-  if (fs::is_regular_file(spec, ec) && is_gguf_file(spec)) {
+  if (fs::is_regular_file(spec, ec) && (is_gguf_file(spec) || spec.ends_with(".gguf"))) {
+    // A .gguf without the magic gets load_gguf_model's message about it.
     GgufModel gguf = load_gguf_model(spec);
     source.config = gguf.config;
     source.params = std::move(gguf.params);
