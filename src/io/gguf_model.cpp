@@ -1,5 +1,6 @@
 #include "io/gguf_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -245,6 +246,45 @@ ModelConfig config_from_gguf(const GgufReader& r) {
   return c;
 }
 
+
+// Llama 3 scaling parameters that reproduce llama.cpp's per-frequency divisors g_i
+// (rope_freqs.weight, theta_i = base^(-2i/D) / g_i, as its converter writes them).
+// With wavelength w_i = 2 pi / base^(-2i/D) and original context O, Llama 3 has
+// g = 1 for w < O / high, g = factor for w > O / low, and in between
+// 1 / g = (1 - s) / factor + s with s = (O / w - low) / (high - low), linear in
+// 1 / w: s = A / w + B with A = O / (high - low), B = -low / (high - low). Only
+// O / low and O / high matter, so O is taken as 8192 (Llama 3's) and low, high
+// follow from A and B fitted through two interpolated frequencies. The caller
+// checks that every factor is reproduced.
+ModelConfig::RopeScaling fit_llama3_scaling(const std::vector<float>& g, const ModelConfig& c,
+                                            const std::string& path) {
+  const double pi = 3.14159265358979323846;
+  double factor = 1;
+  for (float v : g) factor = std::max(factor, double(v));
+  std::vector<std::pair<double, double>> smooth;  // (1 / w, s)
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double v = g[i];
+    if (std::fabs(v - 1) < 1e-6 || std::fabs(v - factor) < 1e-6 * factor) continue;
+    const double inv_w = std::pow(c.rope_theta, -2.0 * double(i) / c.head_dim) / (2 * pi);
+    smooth.emplace_back(inv_w, (1 / v - 1 / factor) / (1 - 1 / factor));
+  }
+  if (factor <= 1 || smooth.size() < 2)
+    fail_input(path, "tensor \"rope_freqs.weight\" is not Llama 3 rope scaling kiln can recover",
+               "factors 1 .. factor with at least two interpolated frequencies",
+               std::to_string(smooth.size()) + " interpolated, max factor " + std::to_string(factor));
+  const auto [x0, s0] = smooth.front();
+  const auto [x1, s1] = smooth.back();
+  const double A = (s1 - s0) / (x1 - x0), B = s0 - A * x0;
+  ModelConfig::RopeScaling out;
+  out.factor = factor;
+  out.original_max_position_embeddings = 8192;
+  out.low_freq_factor = -B * 8192 / A;
+  out.high_freq_factor = (1 - B) * 8192 / A;
+  if (!(A > 0) || !(out.low_freq_factor > 0) || !(out.high_freq_factor > out.low_freq_factor))
+    fail_input(path, "tensor \"rope_freqs.weight\" is not Llama 3 rope scaling",
+               "factors rising from 1 to the scale factor with the wavelength", "another shape");
+  return out;
+}
 }  // namespace
 
 GgufModel load_gguf_model(const std::string& path) {
@@ -277,19 +317,22 @@ GgufModel load_gguf_model(const std::string& path) {
     check_finite(path, name, dst, p.numel());
   }
   if (const GgufTensorInfo* t = r.find_tensor("rope_freqs.weight")) {
-    if (!c.has_rope_scaling())
-      fail_input(path, "tensor \"rope_freqs.weight\" (Llama 3 rope scaling) without kiln.rope_scaling.* is not supported",
-                 "a file with kiln.rope_scaling.* metadata", "rope_freqs.weight only");
-    const std::vector<float> want = rope_freq_factors(c);
-    std::vector<float> got(want.size());
-    if (t->dims != std::vector<int64_t>{int64_t(want.size())} || t->type != GgmlType::f32)
+    const int64_t half = c.head_dim / 2;
+    if (t->dims != std::vector<int64_t>{half} || t->type != GgmlType::f32)
       fail_input(path, "tensor \"rope_freqs.weight\" has the wrong shape or type",
-                 gguf_dims_string({int64_t(want.size())}) + " F32",
+                 gguf_dims_string({half}) + " F32",
                  gguf_dims_string(t->dims) + " " + ggml_type_name(t->type));
+    std::vector<float> got(static_cast<size_t>(half));
     r.read_f32(*t, got.data());
+    // A file from llama.cpp's converter has the factors only: recover the parameters.
+    if (!c.has_rope_scaling()) {
+      m.config.rope_scaling = fit_llama3_scaling(got, c, path);
+      m.config.validate(path);
+    }
+    const std::vector<float> want = rope_freq_factors(c);
     for (size_t i = 0; i < want.size(); ++i)
       if (std::fabs(got[i] - want[i]) > 1e-6f * std::fabs(want[i]))
-        fail_input(path, "tensor \"rope_freqs.weight\" disagrees with kiln.rope_scaling.* at " + s(int64_t(i)),
+        fail_input(path, "tensor \"rope_freqs.weight\" is not Llama 3 rope scaling (or disagrees with kiln.rope_scaling.*) at " + s(int64_t(i)),
                    std::to_string(want[i]), std::to_string(got[i]));
     expected.insert("rope_freqs.weight");
   }

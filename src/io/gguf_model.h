@@ -29,7 +29,10 @@
 // Llama 3 rope scaling: llama.cpp takes it as a tensor rope_freqs.weight [D/2]
 // (F32) of per-frequency divisors (theta_i = base^(-2i/D) / factor_i), as its
 // converter writes it; Kiln also writes the four parameters under kiln.rope_scaling.*
-// so an import recovers them exactly (a rope_freqs.weight without them is refused).
+// so an import recovers them exactly. A file with the factors only (llama.cpp's
+// converter) gets parameters fitted to them (only O / low_freq_factor and
+// O / high_freq_factor matter; O is set to 8192), and every factor must be
+// reproduced, or the file is refused.
 #pragma once
 #include <string>
 #include <utility>
