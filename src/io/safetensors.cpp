@@ -22,35 +22,6 @@ constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 
 std::string u64(uint64_t v) { return std::to_string(v); }
 
-// IEEE half -> float, exact (every half is representable as a float).
-float half_to_float(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
-  uint32_t exponent = (h >> 10) & 0x1fu;
-  uint32_t mantissa = h & 0x3ffu;
-  uint32_t bits;
-  if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);  // Inf / NaN
-  } else if (exponent == 0) {
-    if (mantissa == 0) {
-      bits = sign;  // +-0
-    } else {
-      // Subnormal half: value = mantissa * 2^-24; normalise it for fp32.
-      int shift = 0;
-      while (!(mantissa & 0x400u)) {
-        mantissa <<= 1;
-        ++shift;
-      }
-      mantissa &= 0x3ffu;
-      bits = sign | (uint32_t(127 - 15 + 1 - shift) << 23) | (mantissa << 13);
-    }
-  } else {
-    bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 // Reads a JSON value as a non-negative integer that fits in uint64.
 bool as_u64(const nlohmann::json& v, uint64_t* out) {
   if (v.is_number_unsigned()) {

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "io/checkpoint.h"
+#include "io/gguf_model.h"
 #include "io/hf_model_dir.h"
 #include "io/llama2c_model.h"
 
@@ -53,14 +54,22 @@ ModelSource resolve_model(const std::string& spec) {
     source.description = "weights from llama2.c " + spec;
     return source;
   }
+  if (fs::is_regular_file(spec, ec) && (is_gguf_file(spec) || spec.ends_with(".gguf"))) {
+    // A .gguf without the magic gets load_gguf_model's message about it.
+    GgufModel gguf = load_gguf_model(spec);
+    source.config = gguf.config;
+    source.params = std::move(gguf.params);
+    source.description = "GGUF " + gguf.config.model_type + " weights from " + spec;
+    return source;
+  }
   if (!fs::exists(spec, ec) || spec.ends_with(".json")) {
     source.config = resolve_config(spec);
     source.description = "fresh weights (" + source.config.name + ")";
     return source;
   }
   fail_input(spec, "not a model this kiln can read",
-             "a preset, a config .json, a llama2.c .bin, a Hugging Face model directory, a "
-             "checkpoint or run directory",
+             "a preset, a config .json, a llama2.c .bin, a .gguf, a Hugging Face model directory, "
+             "a checkpoint or run directory",
              "another file");
 }
 
@@ -68,7 +77,7 @@ ModelSource resolve_trained_model(const std::string& spec) {
   ModelSource source = resolve_model(spec);
   if (source.params.empty())
     fail_input(spec, "has no weights",
-               "a checkpoint, run directory, Hugging Face model directory or llama2.c .bin",
+               "a checkpoint, run directory, Hugging Face model directory, llama2.c .bin or .gguf",
                "a model config");
   return source;
 }

@@ -1,6 +1,6 @@
 // Resolving `--model`: a preset name or config.json (fresh weights), a llama2.c
-// .bin, a Hugging Face model directory (config.json + model.safetensors or shards),
-// a checkpoint directory, or a run directory (its newest complete checkpoint).
+// .bin, a llama.cpp .gguf (F32/F16/BF16/Q8_0, dequantized), a Hugging Face model
+// directory (config.json + model.safetensors or shards), a checkpoint directory, or a run directory (its newest complete checkpoint).
 #pragma once
 #include <string>
 #include <vector>
