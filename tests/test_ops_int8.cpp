@@ -106,7 +106,9 @@ TEST(Int8Weights, QuantizerFollowsTheFormat) {
         EXPECT_LE(std::fabs(q * s - x), s * (0.5 + 1e-5)) << "row " << n << " k " << k;
         if (std::fabs(x) == amax) hit_max = hit_max || std::abs(q) == 127;
       }
-      if (amax > 0) EXPECT_TRUE(hit_max) << "the group maximum maps to +-127";
+      if (amax > 0) {
+        EXPECT_TRUE(hit_max) << "the group maximum maps to +-127";
+      }
     }
   EXPECT_EQ(w.scale[size_t(2 * G + 1)], 0.0f);
 
