@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/int8_weights.h"
 #include "core/rng.h"
 
 namespace {
@@ -51,6 +52,27 @@ void Shapes(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMillisecond)->MinTime(0.2)->UseRealTime();
 }
 
+// Int8 linear layers (W8A8) at the same shapes: y = x W^T with W quantized once.
+void BM_LinearInt8(benchmark::State& state) {
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  kiln::CpuBackend backend;
+  kiln::Rng rng(1, 2);
+  std::vector<float> x(size_t(M * K)), w(size_t(N * K)), y(size_t(M * N));
+  for (auto& v : x) v = rng.uniform() - 0.5f;
+  for (auto& v : w) v = rng.uniform() - 0.5f;
+  std::vector<uint8_t> q(kiln::int8_q_bytes(N, K));
+  std::vector<float> s(kiln::int8_scale_bytes(N, K) / sizeof(float));
+  kiln::quantize_int8_weights(q.data(), s.data(), w.data(), N, K);
+  for (auto _ : state) {
+    backend.linear_int8(y.data(), x.data(), q.data(), s.data(), M, N, K, false);
+    benchmark::ClobberMemory();
+  }
+  state.counters["FLOPS"] = benchmark::Counter(2.0 * double(M) * double(N) * double(K),
+                                               benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["W_bytes/s"] = benchmark::Counter(double(q.size() + s.size() * 4),
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // Decode steps (M = 1 and 4 sequences): the few-row kernel, bound by W_bytes/s.
 void DecodeShapes(benchmark::internal::Benchmark* b) {
   for (const int64_t m : {1, 4})
@@ -62,5 +84,6 @@ BENCHMARK_CAPTURE(BM_Matmul, fp32, kiln::DType::f32)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_Matmul, bf16, kiln::DType::bf16)->Apply(Shapes);
 BENCHMARK_CAPTURE(BM_Matmul, decode_fp32, kiln::DType::f32)->Apply(DecodeShapes);
 BENCHMARK_CAPTURE(BM_Matmul, decode_bf16, kiln::DType::bf16)->Apply(DecodeShapes);
+BENCHMARK(BM_LinearInt8)->Apply(DecodeShapes)->Args({256, 4096, 768});
 
 }  // namespace

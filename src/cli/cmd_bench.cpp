@@ -7,6 +7,7 @@
 
 #include "backend/backend_factory.h"
 #include "backend/gemm_peak.h"
+#include "backend/profiling_backend.h"
 #include "cli/command.h"
 #include "cli/generation_flags.h"
 #include "core/error.h"
@@ -78,7 +79,9 @@ int run_decode(const BenchArgs& a) {
   }
   BackendRequest request = backend_request(a);
   const WeightFormat format = resolve_weight_format(a.weights, request);
-  std::unique_ptr<Backend> backend = make_backend(request);
+  std::unique_ptr<Backend> device = make_backend(request);
+  ProfilingBackend profiler(*device);  // --profile: every op timed (slower)
+  Backend* backend = a.profile ? static_cast<Backend*>(&profiler) : device.get();
   LoadedGenerator loaded(*backend, config, source.params.data(), a.seq + a.decode_tokens, format);
   source.params = std::vector<float>();
   Rng rng(5);
@@ -90,7 +93,10 @@ int run_decode(const BenchArgs& a) {
   for (int run = 0; run < std::max(1, a.warmup + a.steps); ++run) {
     const GenerationStats s =
         generate(loaded.generator(), prompt, a.decode_tokens, greedy, [](int) { return true; });
-    if (run < a.warmup) continue;  // untimed
+    if (run < a.warmup) {  // untimed
+      profiler.reset();
+      continue;
+    }
     if (best.decode_s == 0 || s.decode_tokens_per_s() > best.decode_tokens_per_s()) best = s;
   }
   const nlohmann::json j = {{"model", config.name},
@@ -109,6 +115,8 @@ int run_decode(const BenchArgs& a) {
                 config.name.c_str(), j["weights"].get<std::string>().c_str(),
                 backend->name().c_str(), a.seq, best.prefill_tokens_per_s(),
                 best.generated_tokens, best.decode_tokens_per_s(), std::max(1, a.steps));
+  if (a.profile && !a.json)
+    std::printf("per-op time over the timed runs (prefill and decode):\n%s", profiler.table().c_str());
   std::printf("%s\n", j.dump().c_str());
   return 0;
 }

@@ -80,4 +80,5 @@ struct Simd {
 namespace kiln::attention_detail {
 void forward_head_avx2(const ForwardHeadArgs& args) { avx2::forward_head(args); }
 void backward_group_avx2(const BackwardGroupArgs& args) { avx2::backward_group(args); }
+void decode_group_avx2(const DecodeGroupArgs& args) { avx2::decode_group(args); }
 }  // namespace kiln::attention_detail

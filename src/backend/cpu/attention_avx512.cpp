@@ -86,4 +86,5 @@ struct Simd {
 namespace kiln::attention_detail {
 void forward_head_avx512(const ForwardHeadArgs& args) { avx512::forward_head(args); }
 void backward_group_avx512(const BackwardGroupArgs& args) { avx512::backward_group(args); }
+void decode_group_avx512(const DecodeGroupArgs& args) { avx512::decode_group(args); }
 }  // namespace kiln::attention_detail

@@ -2,10 +2,10 @@
 // the decode step (T = 1 per sequence) and prefill chunks (T > 1) of sampling.
 //
 // First the T new keys and values of every sequence are written to its cache slot;
-// then one task per (sequence b, query head h, token t) computes the scores of its
-// query against cache positions 0..p (p = pos[b] + t) into the thread's scratch,
-// softmaxes them (max subtracted, sum in fp32) and accumulates the values in that
-// order. Each output row is written by one task in a fixed order, so the result
+// then one task per (sequence b, kv head, token t) computes, for each query head of
+// that kv head, the scores against cache positions 0..p (p = pos[b] + t) into the
+// thread's scratch, softmaxes them (max subtracted, sum in fp32) and accumulates
+// the values in that order (decode_group in attention_flash.inc, per ISA). Each output row is written by one task in a fixed order, so the result
 // does not depend on the thread count. Small problems stay on the calling thread:
 // a parallel region is a barrier, and decoding a small model is a chain of them.
 #include <omp.h>
@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/attention_kernels.h"
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 
@@ -56,7 +57,6 @@ void CpuBackend::attention_decode(float* out, float* k_cache, float* v_cache, co
   const int64_t kv = int64_t(Hkv) * D;            // cache row
   const int64_t slot = int64_t(max_len) * kv;     // one sequence's cache
   const int group = H / Hkv;
-  const float scale = float(1.0 / std::sqrt(double(D)));
   const bool parallel = macs >= kParallelMacs;
 
   // Append the new keys and values.
@@ -68,45 +68,38 @@ void CpuBackend::attention_decode(float* out, float* k_cache, float* v_cache, co
       std::memcpy(v_cache + at, src + int64_t(H + Hkv) * D, sizeof(float) * kv);
     }
 
-  const int64_t tasks = int64_t(B) * H * T;
+  // One task per (sequence, kv head, token): its `group` query heads read the
+  // cache rows once (attention_flash.inc, decode_group, at the active ISA).
+  void (*kernel)(const attention_detail::DecodeGroupArgs&) = attention_detail::decode_group_scalar;
+  if (active_isa() == Isa::avx512)
+    kernel = attention_detail::decode_group_avx512;
+  else if (active_isa() == Isa::avx2)
+    kernel = attention_detail::decode_group_avx2;
+  const int64_t padded = (int64_t(max_len) + attention_detail::kPad - 1) / attention_detail::kPad *
+                         attention_detail::kPad;
+  const int64_t tasks = int64_t(B) * Hkv * T;
 #pragma omp parallel if (parallel)
   {
-    thread_local std::vector<float> scores;  // grow-only: [max_len]
-    if (int64_t(scores.size()) < max_len) scores.resize(size_t(max_len));
-    float* s = scores.data();
+    thread_local std::vector<float> scratch;  // grow-only: scores [group][padded], sums [group]
+    const size_t need = size_t(group) * size_t(padded + 1);
+    if (scratch.size() < need) scratch.resize(need);
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
-      const int b = int(task / (int64_t(H) * T));
-      const int h = int(task / T % H);
+      const int b = int(task / (int64_t(Hkv) * T));
+      const int kvh = int(task / T % Hkv);
       const int t = int(task % T);
-      const int p = pos[b] + t;
-      const float* q = qkv + (int64_t(b) * T + t) * row + int64_t(h) * D;
-      const float* keys = k_cache + b * slot + int64_t(h / group) * D;
-      const float* values = v_cache + b * slot + int64_t(h / group) * D;
-      float max_score = -INFINITY;
-      for (int j = 0; j <= p; ++j) {
-        const float* k = keys + int64_t(j) * kv;
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int d = 0; d < D; ++d) dot += q[d] * k[d];
-        s[j] = dot * scale;
-        max_score = std::max(max_score, s[j]);
-      }
-      float sum = 0.0f;
-      for (int j = 0; j <= p; ++j) {
-        s[j] = std::exp(s[j] - max_score);
-        sum += s[j];
-      }
-      float* o = out + (int64_t(b) * T + t) * int64_t(H) * D + int64_t(h) * D;
-      std::fill(o, o + D, 0.0f);
-      for (int j = 0; j <= p; ++j) {
-        const float* v = values + int64_t(j) * kv;
-        const float w = s[j];
-#pragma omp simd
-        for (int d = 0; d < D; ++d) o[d] += w * v[d];
-      }
-      const float inv = 1.0f / sum;
-      for (int d = 0; d < D; ++d) o[d] *= inv;
+      attention_detail::DecodeGroupArgs args;
+      args.q = qkv + (int64_t(b) * T + t) * row + int64_t(kvh) * group * D;
+      args.k = k_cache + b * slot + int64_t(kvh) * D;
+      args.v = v_cache + b * slot + int64_t(kvh) * D;
+      args.ld = kv;
+      args.out = out + (int64_t(b) * T + t) * int64_t(H) * D + int64_t(kvh) * group * D;
+      args.group = group;
+      args.n = pos[b] + t + 1;
+      args.D = D;
+      args.s = scratch.data();
+      args.l = scratch.data() + size_t(group) * size_t(padded);
+      kernel(args);
     }
   }
 }

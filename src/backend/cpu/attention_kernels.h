@@ -76,11 +76,28 @@ struct BackwardGroupArgs {
   float* ds;     // [kBlockQ, kBlockK] dP, then dS
 };
 
+// Decoding: the `group` query heads that share one kv head, one token each, against
+// n cached key/value rows.
+struct DecodeGroupArgs {
+  const float* q;  // [group][D] consecutive (the token's query heads of this kv head)
+  const float* k;  // [n, D] at stride ld (the cache of this kv head)
+  const float* v;  // [n, D] at stride ld
+  int64_t ld;      // Hkv * D
+  float* out;      // [group][D] consecutive (=)
+  int group, n, D;
+  // scratch
+  float* s;  // [group][n rounded up to kPad] scores, then probabilities
+  float* l;  // [group] sums of the probabilities
+};
+
 void forward_head_scalar(const ForwardHeadArgs& args);
 void forward_head_avx2(const ForwardHeadArgs& args);
 void forward_head_avx512(const ForwardHeadArgs& args);
 void backward_group_scalar(const BackwardGroupArgs& args);
 void backward_group_avx2(const BackwardGroupArgs& args);
 void backward_group_avx512(const BackwardGroupArgs& args);
+void decode_group_scalar(const DecodeGroupArgs& args);
+void decode_group_avx2(const DecodeGroupArgs& args);
+void decode_group_avx512(const DecodeGroupArgs& args);
 
 }  // namespace kiln::attention_detail

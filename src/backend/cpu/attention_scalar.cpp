@@ -36,4 +36,5 @@ struct Simd {
 namespace kiln::attention_detail {
 void forward_head_scalar(const ForwardHeadArgs& args) { scalar::forward_head(args); }
 void backward_group_scalar(const BackwardGroupArgs& args) { scalar::backward_group(args); }
+void decode_group_scalar(const DecodeGroupArgs& args) { scalar::decode_group(args); }
 }  // namespace kiln::attention_detail

@@ -47,6 +47,10 @@ struct VnniBlock {
       }
       for (int j = 0; j < kW; ++j) {
         const __m512i wv = _mm512_loadu_si512(wq + j * Kp + g * kInt8Group);
+        // The next block's rows, one block ahead of use (a prefetch past the end is
+        // harmless; two blocks ahead measured slower).
+        _mm_prefetch(reinterpret_cast<const char*>(wq + (j + kW) * Kp + g * kInt8Group),
+                     _MM_HINT_T0);
         const float sw = ws[j * G + g];
         for (int r = 0; r < kR; ++r) {
           const __m512i d =
