@@ -1,6 +1,7 @@
 // Test helpers: run the built `kiln` CLI and give each test process its own
 // scratch directory under KILN_TEST_TMPDIR.
 #pragma once
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,6 +47,19 @@ inline std::string shell_quote(const std::string& arg) {
 inline std::string scratch_dir(const std::string& name) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::path(KILN_TEST_TMPDIR) / (name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+// A fresh directory for the running gtest case:
+// <KILN_TEST_TMPDIR>/<area>/<suite>.<case>.<pid>.
+inline std::string case_dir(const std::string& area) {
+  namespace fs = std::filesystem;
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const fs::path dir = fs::path(KILN_TEST_TMPDIR) / area /
+                       (std::string(info->test_suite_name()) + "." + info->name() + "." +
+                        std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();

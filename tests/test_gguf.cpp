@@ -36,25 +36,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string test_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  fs::path dir = fs::path(KILN_TEST_TMPDIR) / "gguf" /
-                 (std::string(info->test_suite_name()) + "." + info->name() + "." +
-                  std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
-std::string bytes_of(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void put_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), std::streamsize(bytes.size()));
-}
 
 // An independent GGUF byte builder, written from the format description.
 struct Bytes {
@@ -129,9 +110,9 @@ __attribute__((target("f16c"))) uint16_t hardware_half(float x) {
 // The container
 
 TEST(GgufContainer, ReadsAHandBuiltFile) {
-  const std::string dir = test_dir(), path = dir + "/small.gguf";
+  const std::string dir = test::case_dir("gguf"), path = dir + "/small.gguf";
   const SmallFile f = small_file();
-  put_bytes(path, f.bytes);
+  test::write_text_file(path, f.bytes);
   GgufReader r(path);
   EXPECT_EQ(r.version(), 3u);
   ASSERT_EQ(r.metadata().size(), 2u);
@@ -149,18 +130,18 @@ TEST(GgufContainer, ReadsAHandBuiltFile) {
 }
 
 TEST(GgufContainer, WriterProducesTheDescribedBytes) {
-  const std::string dir = test_dir(), path = dir + "/w.gguf";
+  const std::string dir = test::case_dir("gguf"), path = dir + "/w.gguf";
   const SmallFile f = small_file(0, 0, true);
   GgufWriter w;
   w.add("general.architecture", GgufValue::string("llama"));
   w.add("test.count", GgufValue::u32(42));
   w.add_tensor({"w", {3, 2}, GgmlType::f32, f.values.data()});
   w.write(path);
-  EXPECT_EQ(bytes_of(path), f.bytes);
+  EXPECT_EQ(test::read_text_file(path), f.bytes);
 }
 
 TEST(GgufContainer, EveryValueTypeAndTensorTypeRoundTrips) {
-  const std::string dir = test_dir(), path = dir + "/all.gguf";
+  const std::string dir = test::case_dir("gguf"), path = dir + "/all.gguf";
   GgufWriter w;
   w.add("a.u32", GgufValue::u32(4000000000u));
   w.add("a.i32", GgufValue::i32(-7));
@@ -262,10 +243,10 @@ TEST(GgufContainer, Q8_0BlocksAsDescribed) {
 }
 
 TEST(GgufContainer, EveryTruncationIsAnInputError) {
-  const std::string dir = test_dir(), path = dir + "/cut.gguf";
+  const std::string dir = test::case_dir("gguf"), path = dir + "/cut.gguf";
   const SmallFile f = small_file();
   for (size_t n = 0; n < f.bytes.size(); ++n) {
-    put_bytes(path, f.bytes.substr(0, n));
+    test::write_text_file(path, f.bytes.substr(0, n));
     try {
       GgufReader r(path);
       ADD_FAILURE() << "a file cut to " << n << " of " << f.bytes.size() << " bytes was accepted";
@@ -276,9 +257,9 @@ TEST(GgufContainer, EveryTruncationIsAnInputError) {
 }
 
 TEST(GgufContainer, RejectsDamagedFiles) {
-  const std::string dir = test_dir(), path = dir + "/bad.gguf";
+  const std::string dir = test::case_dir("gguf"), path = dir + "/bad.gguf";
   auto check = [&](const std::string& bytes, const std::string& needle) {
-    put_bytes(path, bytes);
+    test::write_text_file(path, bytes);
     expect_input_error([&] { GgufReader r(path); }, path, needle);
   };
   std::string bad = small_file().bytes;
@@ -467,7 +448,7 @@ TEST_P(GgufModelRoundTrip, ImportGivesBackTheModel) {
   const ModelConfig c = arch_config(arch);
   const ParamLayout layout(c);
   const std::vector<float> params = random_params(c, 3, 1.0f);
-  const std::string dir = test_dir(), path = dir + "/m.gguf";
+  const std::string dir = test::case_dir("gguf"), path = dir + "/m.gguf";
   save_gguf_model(path, c, layout, params.data(), type, {});
   const GgufModel m = load_gguf_model(path);
   expect_same_config(c, m.config);
@@ -506,7 +487,7 @@ TEST_P(GgufModelRoundTrip, ReexportIsExact) {
   const ModelConfig c = arch_config(arch);
   const ParamLayout layout(c);
   const std::vector<float> params = random_params(c, 4, 1.0f);
-  const std::string dir = test_dir();
+  const std::string dir = test::case_dir("gguf");
   save_gguf_model(dir + "/a.gguf", c, layout, params.data(), type, {});
   const GgufModel m = load_gguf_model(dir + "/a.gguf");
   save_gguf_model(dir + "/b.gguf", m.config, ParamLayout(m.config), m.params.data(), type, {});
@@ -517,7 +498,7 @@ TEST_P(GgufModelRoundTrip, ReexportIsExact) {
     EXPECT_EQ(a.tensors()[i].type, b.tensors()[i].type);
     EXPECT_TRUE(a.read_raw(a.tensors()[i]) == b.read_raw(b.tensors()[i])) << a.tensors()[i].name;
   }
-  EXPECT_EQ(bytes_of(dir + "/a.gguf"), bytes_of(dir + "/b.gguf"));
+  EXPECT_EQ(test::read_text_file(dir + "/a.gguf"), test::read_text_file(dir + "/b.gguf"));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -540,7 +521,7 @@ TEST(GgufModel, FileLayoutIsWhatLlamaCppReads) {
     const ModelConfig c = arch_config(arch);
     const ParamLayout layout(c);
     const std::vector<float> params = random_params(c, 5, 1.0f);
-    const std::string dir = test_dir(), path = dir + "/m.gguf";
+    const std::string dir = test::case_dir("gguf"), path = dir + "/m.gguf";
     save_gguf_model(path, c, layout, params.data(), GgmlType::f32, {});
     const GgufReader r(path);
     const std::string a = arch_name(arch);
@@ -661,7 +642,7 @@ const SpmModel& spm_model() {
 
 TEST(GgufCli, ExportCarriesTheTokenizerAndImportSamplesLikeTheOriginal) {
   const SpmModel& m = spm_model();
-  const std::string dir = test_dir(), out = dir + "/m.gguf";
+  const std::string dir = test::case_dir("gguf"), out = dir + "/m.gguf";
   auto r = run_cli({"export", "--model", m.dir, "--format", "gguf", "--out", out});
   ASSERT_EQ(r.code, 0) << r.err;
   const GgufReader g(out);
@@ -704,9 +685,9 @@ TEST(GgufCli, ExportCarriesTheTokenizerAndImportSamplesLikeTheOriginal) {
 // `sample`, and nothing is written.
 TEST(GgufCli, BadFilesAreExitTwoAndWriteNothing) {
   const SpmModel& m = spm_model();
-  const std::string dir = test_dir(), good = dir + "/good.gguf";
+  const std::string dir = test::case_dir("gguf"), good = dir + "/good.gguf";
   ASSERT_EQ(run_cli({"export", "--model", m.dir, "--format", "gguf", "--out", good, "--type", "q8_0"}).code, 0);
-  const std::string bytes = bytes_of(good);
+  const std::string bytes = test::read_text_file(good);
   struct Case {
     std::string name, bytes, needle;
   };
@@ -727,7 +708,7 @@ TEST(GgufCli, BadFilesAreExitTwoAndWriteNothing) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     const std::string in = dir + "/" + c.name + ".gguf", out = dir + "/" + c.name + ".out.gguf";
-    put_bytes(in, c.bytes);
+    test::write_text_file(in, c.bytes);
     auto r = run_cli({"export", "--model", in, "--format", "gguf", "--out", out, "--tokenizer", m.tokenizer});
     EXPECT_EQ(r.code, 2) << r.err;
     EXPECT_NE(r.err.find("kiln: error: " + in), std::string::npos) << r.err;
@@ -843,7 +824,7 @@ TEST(GgufLlamaCpp, GreedyMatchesKilnForLlamaAndQwen2WithSentencePiece) {
   const std::vector<int> prompt(encoded.begin(), encoded.end());
   for (Arch arch : {Arch::llama, Arch::qwen2}) {
     SCOPED_TRACE(arch_name(arch));
-    const std::string dir = test_dir();
+    const std::string dir = test::case_dir("gguf");
     ModelConfig c = arch == Arch::llama ? spm.config : arch_config(Arch::qwen2, 400);
     const std::vector<float> params = arch == Arch::llama ? spm.params : random_params(c, 22);
     std::string model = spm.dir;
@@ -870,7 +851,7 @@ TEST(GgufLlamaCpp, GreedyMatchesKilnForQwen3WithItsTokenizerJson) {
   c.hidden_dim = 64;
   c.validate("test config");
   const std::vector<float> params = random_params(c, 23);
-  const std::string dir = test_dir(), model = dir + "/qwen3";
+  const std::string dir = test::case_dir("gguf"), model = dir + "/qwen3";
   save_hf_model_dir(model, c, ParamLayout(c), params.data());
   for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
     fs::copy_file(tokenizer_dir + "/" + f, model + "/" + f);
@@ -912,7 +893,7 @@ TEST(GgufCli, Llama3TokenizerJsonBecomesLlamaBpe) {
   c.tie_embeddings = true;
   c.validate("test config");
   const std::vector<float> params = random_params(c, 24, 1.0f);
-  const std::string dir = test_dir(), model = dir + "/llama3";
+  const std::string dir = test::case_dir("gguf"), model = dir + "/llama3";
   save_hf_model_dir(model, c, ParamLayout(c), params.data());
   for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
     fs::copy_file(tokenizer_dir + "/" + f, model + "/" + f);
@@ -945,7 +926,7 @@ TEST(GgufModel, ForeignLlama3RopeFreqsAreRecovered) {
   c.validate("test config");
   const ParamLayout layout(c);
   const std::vector<float> params = random_params(c, 6, 1.0f);
-  const std::string dir = test_dir();
+  const std::string dir = test::case_dir("gguf");
   save_gguf_model(dir + "/kiln.gguf", c, layout, params.data(), GgmlType::f32, {});
   // Rewrite without Kiln's keys.
   const GgufReader r(dir + "/kiln.gguf");
@@ -984,7 +965,7 @@ TEST(GgufModel, ForeignLlama3RopeFreqsAreRecovered) {
 // (user-defined, 4), a TemplateProcessing post-processor that puts <s> first
 // (add_bos_token true), the tokens padded to the model's vocabulary as unused.
 TEST(GgufVocab, TokenizerJsonPiecesTypesMergesAndBos) {
-  const std::string dir = test_dir();
+  const std::string dir = test::case_dir("gguf");
   const nlohmann::json j = {
       {"version", "1.0"},
       {"added_tokens",

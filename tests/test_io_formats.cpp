@@ -23,31 +23,13 @@
 #include "model/config.h"
 #include "model/param_layout.h"
 
+#include "run_kiln.h"
+
 using namespace kiln;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory per test under the build's test tmp dir.
-std::string test_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  fs::path dir = fs::path(KILN_TEST_TMPDIR) / "io_formats" /
-                 (std::string(info->test_suite_name()) + "." + info->name() + "." +
-                  std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
-std::string bytes_of(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void put_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), std::streamsize(bytes.size()));
-}
 
 template <typename T>
 void append(std::string* out, const T& value) {
@@ -102,7 +84,7 @@ ModelConfig tiny_config(bool tied) {
 // ============================================================================
 
 TEST(Safetensors, RoundTripF32AndBF16) {
-  const std::string path = test_dir() + "/t.safetensors";
+  const std::string path = test::case_dir("io_formats") + "/t.safetensors";
   const std::vector<float> a = random_floats(3 * 5, 1);
   const std::vector<float> b_src = random_floats(7, 2);
   std::vector<bf16> b(b_src.size());
@@ -116,7 +98,7 @@ TEST(Safetensors, RoundTripF32AndBF16) {
                                          {{"format", "pt"}, {"note", "kiln test"}});
 
   // The buffer must start 8-byte aligned and the file size must add up.
-  const std::string raw = bytes_of(path);
+  const std::string raw = test::read_text_file(path);
   uint64_t header_len = 0;
   std::memcpy(&header_len, raw.data(), 8);
   EXPECT_EQ(header_len % 8, 0u);
@@ -151,7 +133,7 @@ TEST(Safetensors, RoundTripF32AndBF16) {
 // F16 widening checked on values whose bits are known: normal, negative,
 // largest finite, smallest normal and smallest subnormal.
 TEST(Safetensors, ReadsF16Exactly) {
-  const std::string path = test_dir() + "/h.safetensors";
+  const std::string path = test::case_dir("io_formats") + "/h.safetensors";
   const uint16_t halves[] = {0x3C00, 0xC000, 0x7BFF, 0x0400, 0x0001, 0x0000};
   const float expected[] = {1.0f, -2.0f, 65504.0f, std::ldexp(1.0f, -14), std::ldexp(1.0f, -24),
                             0.0f};
@@ -160,7 +142,7 @@ TEST(Safetensors, ReadsF16Exactly) {
   append(&raw, uint64_t(header.size()));
   raw += header;
   raw.append(reinterpret_cast<const char*>(halves), sizeof(halves));
-  put_bytes(path, raw);
+  test::write_text_file(path, raw);
   const std::vector<float> got = SafetensorsReader(path).read_f32("h");
   for (int i = 0; i < 6; ++i) EXPECT_EQ(got[i], expected[i]) << i;
 }
@@ -175,13 +157,13 @@ void write_raw_safetensors(const std::string& path, const std::string& header, s
   append(&raw, header_len.value_or(header.size()));
   raw += header;
   raw.append(data_bytes, '\0');
-  put_bytes(path, raw);
+  test::write_text_file(path, raw);
 }
 
 }  // namespace
 
 TEST(Safetensors, RejectsDamagedHeaders) {
-  const std::string dir = test_dir();
+  const std::string dir = test::case_dir("io_formats");
   struct Case {
     const char* label;
     std::string header;
@@ -230,7 +212,7 @@ TEST(Safetensors, RejectsDamagedHeaders) {
   }
   // Shorter than the 8-byte length field.
   const std::string tiny = dir + "/tiny.safetensors";
-  put_bytes(tiny, "abc");
+  test::write_text_file(tiny, "abc");
   expect_input_error([&] { SafetensorsReader reader(tiny); }, tiny, "too short");
   // A missing file.
   expect_input_error([&] { SafetensorsReader reader(dir + "/none.safetensors"); },
@@ -238,12 +220,12 @@ TEST(Safetensors, RejectsDamagedHeaders) {
 }
 
 TEST(Safetensors, RejectsTruncatedFile) {
-  const std::string path = test_dir() + "/t.safetensors";
+  const std::string path = test::case_dir("io_formats") + "/t.safetensors";
   const std::vector<float> a = random_floats(64, 3);
   write_safetensors(path, {{"a", DType::f32, {8, 8}, a.data()}});
-  const std::string raw = bytes_of(path);
+  const std::string raw = test::read_text_file(path);
   for (size_t cut : {size_t(1), size_t(4), size_t(200), raw.size() - 9}) {
-    put_bytes(path, raw.substr(0, raw.size() - cut));
+    test::write_text_file(path, raw.substr(0, raw.size() - cut));
     SCOPED_TRACE(cut);
     try {
       SafetensorsReader reader(path);
@@ -255,7 +237,7 @@ TEST(Safetensors, RejectsTruncatedFile) {
 }
 
 TEST(Safetensors, AtomicWriteLeavesNoTempFile) {
-  const std::string dir = test_dir();
+  const std::string dir = test::case_dir("io_formats");
   const std::vector<float> a = random_floats(4, 4);
   write_safetensors(dir + "/x.safetensors", {{"a", DType::f32, {4}, a.data()}});
   write_safetensors(dir + "/x.safetensors", {{"a", DType::f32, {2, 2}, a.data()}});  // replace
@@ -281,7 +263,7 @@ TEST(Safetensors, AtomicWriteLeavesNoTempFile) {
 TEST(ModelSafetensors, RoundTripTiedAndUntied) {
   for (bool tied : {true, false}) {
     SCOPED_TRACE(tied ? "tied" : "untied");
-    const std::string dir = test_dir() + (tied ? "/tied" : "/untied");
+    const std::string dir = test::case_dir("io_formats") + (tied ? "/tied" : "/untied");
     const ModelConfig c = tiny_config(tied);
     const ParamLayout layout(c);
     std::vector<float> params(size_t(layout.total()));
@@ -308,7 +290,7 @@ TEST(ModelSafetensors, RoundTripTiedAndUntied) {
 }
 
 TEST(ModelSafetensors, RejectsMismatchedOrBadWeights) {
-  const std::string dir = test_dir();
+  const std::string dir = test::case_dir("io_formats");
   const ModelConfig c = tiny_config(true);
   const ParamLayout layout(c);
   std::vector<float> params(size_t(layout.total()));
@@ -576,7 +558,7 @@ TEST(Llama2c, RopePermutationMatchesBothRopeConventions) {
 TEST(Llama2c, V0ExportImportRoundTripIsExact) {
   for (bool tied : {true, false}) {
     SCOPED_TRACE(tied ? "tied" : "untied");
-    const std::string path = test_dir() + "/model.bin";
+    const std::string path = test::case_dir("io_formats") + "/model.bin";
     const ModelConfig c = tiny_config(tied);
     const ParamLayout layout(c);
     std::vector<float> params(size_t(layout.total()));
@@ -587,7 +569,7 @@ TEST(Llama2c, V0ExportImportRoundTripIsExact) {
     const int64_t freq = int64_t(c.max_seq_len) * c.head_dim / 2;
     EXPECT_EQ(int64_t(file_size(path)), 28 + 4 * (layout.total() + 2 * freq));
     int32_t header[7];
-    std::memcpy(header, bytes_of(path).data(), sizeof(header));
+    std::memcpy(header, test::read_text_file(path).data(), sizeof(header));
     EXPECT_EQ(header[5], tied ? c.vocab_size : -c.vocab_size);
     EXPECT_TRUE(is_llama2c_file(path));
 
@@ -598,7 +580,7 @@ TEST(Llama2c, V0ExportImportRoundTripIsExact) {
     EXPECT_TRUE(same_bits(m.params.data(), params.data(), params.size()));
 
     // Export stores Wq in llama2.c's interleaved order (not a no-op permutation).
-    const std::string raw = bytes_of(path);
+    const std::string raw = test::read_text_file(path);
     std::vector<float> wq0(size_t(c.q_dim()) * c.dim);
     const size_t wq_at = 28 + 4 * size_t(c.vocab_size * c.dim + c.n_layers * c.dim);
     std::memcpy(wq0.data(), raw.data() + wq_at, wq0.size() * 4);
@@ -616,11 +598,11 @@ TEST(Llama2c, V0ExportImportRoundTripIsExact) {
 TEST(Llama2c, HandBuiltV0ImportsAndReexportsIdentically) {
   for (bool tied : {true, false}) {
     SCOPED_TRACE(tied ? "tied" : "untied");
-    const std::string dir = test_dir();
+    const std::string dir = test::case_dir("io_formats");
     const ModelConfig c = tiny_config(tied);
     const Llama2cWeights w(c, 100);
     const std::string raw = w.v0_bytes();
-    put_bytes(dir + "/in.bin", raw);
+    test::write_text_file(dir + "/in.bin", raw);
     const ImportedModel m = load_llama2c(dir + "/in.bin");
     expect_same_config(m.config, c);
     const ParamLayout layout(m.config);
@@ -628,7 +610,7 @@ TEST(Llama2c, HandBuiltV0ImportsAndReexportsIdentically) {
     EXPECT_TRUE(same_bits(m.params.data(), expected.data(), expected.size()));
 
     save_llama2c_v0(dir + "/out.bin", m.config, layout, m.params.data());
-    const std::string again = bytes_of(dir + "/out.bin");
+    const std::string again = test::read_text_file(dir + "/out.bin");
     ASSERT_EQ(again.size(), raw.size());
     // The RoPE tables are recomputed (run.c ignores them); compare them loosely, the rest exactly.
     const int64_t C = c.dim, L = c.n_layers, V = c.vocab_size;
@@ -650,10 +632,10 @@ TEST(Llama2c, HandBuiltV0ImportsAndReexportsIdentically) {
 TEST(Llama2c, HandBuiltV1Imports) {
   for (bool tied : {true, false}) {
     SCOPED_TRACE(tied ? "tied" : "untied");
-    const std::string path = test_dir() + "/v1.bin";
+    const std::string path = test::case_dir("io_formats") + "/v1.bin";
     const ModelConfig c = tiny_config(tied);
     const Llama2cWeights w(c, 200);
-    put_bytes(path, w.v1_bytes());
+    test::write_text_file(path, w.v1_bytes());
     EXPECT_TRUE(is_llama2c_file(path));
     const ImportedModel m = load_llama2c(path);
     EXPECT_EQ(m.format_version, 1);
@@ -662,19 +644,19 @@ TEST(Llama2c, HandBuiltV1Imports) {
     EXPECT_TRUE(same_bits(m.params.data(), expected.data(), expected.size()));
 
     // Kiln's own v1 export writes the same bytes.
-    const std::string out = test_dir() + "/v1_out.bin";
+    const std::string out = test::case_dir("io_formats") + "/v1_out.bin";
     save_llama2c_v1(out, m.config, ParamLayout(m.config), m.params.data());
-    EXPECT_EQ(bytes_of(out), w.v1_bytes());
+    EXPECT_EQ(test::read_text_file(out), w.v1_bytes());
   }
 }
 
 TEST(Llama2c, HandBuiltV2Dequantizes) {
   for (bool tied : {true, false}) {
     SCOPED_TRACE(tied ? "tied" : "untied");
-    const std::string path = test_dir() + "/v2.bin";
+    const std::string path = test::case_dir("io_formats") + "/v2.bin";
     const ModelConfig c = tiny_config(tied);
     Llama2cWeights w(c, 300);
-    put_bytes(path, make_v2(&w, 8, 301));
+    test::write_text_file(path, make_v2(&w, 8, 301));
     EXPECT_TRUE(is_llama2c_file(path));
     const ImportedModel m = load_llama2c(path);
     EXPECT_EQ(m.format_version, 2);
@@ -687,7 +669,7 @@ TEST(Llama2c, HandBuiltV2Dequantizes) {
 }
 
 TEST(Llama2c, RejectsTruncatedOversizedAndBadHeaders) {
-  const std::string dir = test_dir();
+  const std::string dir = test::case_dir("io_formats");
   const ModelConfig c = tiny_config(false);
   Llama2cWeights w(c, 400);
   Llama2cWeights wq(c, 500);
@@ -696,11 +678,11 @@ TEST(Llama2c, RejectsTruncatedOversizedAndBadHeaders) {
   for (const auto& [label, raw] : files) {
     SCOPED_TRACE(label);
     const std::string path = dir + "/" + label + ".bin";
-    put_bytes(path, raw.substr(0, raw.size() - 4));
+    test::write_text_file(path, raw.substr(0, raw.size() - 4));
     expect_input_error([&] { load_llama2c(path); }, path, "truncated");
-    put_bytes(path, raw + std::string(4, '\0'));
+    test::write_text_file(path, raw + std::string(4, '\0'));
     expect_input_error([&] { load_llama2c(path); }, path, "trailing bytes");
-    put_bytes(path, raw.substr(0, 20));
+    test::write_text_file(path, raw.substr(0, 20));
     expect_input_error([&] { load_llama2c(path); }, path, "too short");
   }
   const std::string v0 = w.v0_bytes();
@@ -724,34 +706,34 @@ TEST(Llama2c, RejectsTruncatedOversizedAndBadHeaders) {
                {6, 0, "seq_len must be positive"}};
   for (const auto& k : cases) {
     SCOPED_TRACE(k.needle);
-    put_bytes(path, with_field(k.field, k.value));
+    test::write_text_file(path, with_field(k.field, k.value));
     EXPECT_FALSE(is_llama2c_file(path));
     expect_input_error([&] { load_llama2c(path); }, path, k.needle);
   }
   // A version this reader does not know, and a v2 file with group_size 0.
   std::string v3 = w.v1_bytes();
   v3[4] = 3;
-  put_bytes(path, v3);
+  test::write_text_file(path, v3);
   expect_input_error([&] { load_llama2c(path); }, path, "unsupported llama2.c model version");
   std::string v2 = files[2].second;
   std::memset(v2.data() + 37, 0, 4);
-  put_bytes(path, v2);
+  test::write_text_file(path, v2);
   expect_input_error([&] { load_llama2c(path); }, path, "group_size must be positive");
   // A non-finite weight is named.
   std::string nan_file = v0;
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::memcpy(nan_file.data() + 28 + 4 * 3, &nan, 4);  // embedding element 3
-  put_bytes(path, nan_file);
+  test::write_text_file(path, nan_file);
   expect_input_error([&] { load_llama2c(path); }, path,
                      "\"model.embed_tokens.weight\" holds a non-finite value");
   // Not llama2.c at all.
-  put_bytes(path, "this is a text file, not a model\n");
+  test::write_text_file(path, "this is a text file, not a model\n");
   EXPECT_FALSE(is_llama2c_file(path));
   EXPECT_FALSE(is_llama2c_file(dir + "/missing.bin"));
 }
 
 TEST(Llama2c, ExportRejectsWhatTheFormatCannotHold) {
-  const std::string path = test_dir() + "/x.bin";
+  const std::string path = test::case_dir("io_formats") + "/x.bin";
   ModelConfig c = tiny_config(true);
   c.rope_theta = 1e6;
   const ParamLayout layout(c);
@@ -771,11 +753,11 @@ TEST(Llama2c, ExportRejectsWhatTheFormatCannotHold) {
 // that size with its header must import (zeros are valid weights), one byte
 // more or less must not.
 TEST(Llama2c, Stories15MHeaderMatchesThePublishedFileSize) {
-  const std::string path = test_dir() + "/stories15M.bin";
+  const std::string path = test::case_dir("io_formats") + "/stories15M.bin";
   const int32_t header[7] = {288, 768, 6, 6, 6, 32000, 256};
   for (int64_t delta : {0, -1, 1}) {
     SCOPED_TRACE(delta);
-    put_bytes(path, std::string(reinterpret_cast<const char*>(header), sizeof(header)));
+    test::write_text_file(path, std::string(reinterpret_cast<const char*>(header), sizeof(header)));
     fs::resize_file(path, uintmax_t(60816028 + delta));
     if (delta != 0) {
       EXPECT_FALSE(is_llama2c_file(path));

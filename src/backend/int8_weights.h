@@ -28,8 +28,10 @@ inline size_t int8_scale_bytes(int64_t N, int64_t K) {
 // above). Throws InputError for a non-finite weight.
 void quantize_int8_weights(uint8_t* q, float* scale, const float* W, int64_t N, int64_t K);
 
-// One group's scale and the int8 value of v in it (shared by the weight and the
-// activation quantizers, so both round alike).
-inline float int8_scale_of(float amax) { return amax / 127.0f; }
+// One group of n <= kInt8Group values: q[k] (=) round(v[k] / s) in [-127, 127]
+// (ties to even) and returns s = max |v| / 127 (0 for all zeros; NaN when a value
+// is not finite, with q all 0). The weight and the activation quantizers both use
+// it, so they round alike.
+float quantize_int8_group(const float* v, int64_t n, int8_t* q);
 
 }  // namespace kiln

@@ -46,7 +46,6 @@ void CpuBackend::linear_int8(float* y, const float* x, const uint8_t* wq, const 
   const size_t need = cpu::int8_workspace_bytes(M, K);
   if (need > int8_workspace_bytes_) {
     if (int8_workspace_ != nullptr) release(int8_workspace_);
-    int8_workspace_ = nullptr;
     int8_workspace_ = alloc(need);
     int8_workspace_bytes_ = need;
   }

@@ -1,8 +1,6 @@
 #include "backend/cpu/int8_linear.h"
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
 
 #include "backend/cpu/int8_tiles.h"
 #include "backend/int8_weights.h"
@@ -50,25 +48,12 @@ Int8Rows quantize_int8_rows(void* workspace, const float* x, int64_t M, int64_t 
                                              round64(size_t(M * G) * sizeof(float)));
 #pragma omp parallel for schedule(static) if (M * K >= (int64_t(1) << 16))
   for (int64_t m = 0; m < M; ++m) {
-    const float* xm = x + m * K;
     for (int64_t g = 0; g < G; ++g) {
-      const int64_t k0 = g * kInt8Group, k1 = std::min(K, k0 + kInt8Group);
-      float amax = 0.0f;
-      bool finite = true;
-      for (int64_t k = k0; k < k1; ++k) {
-        const float a = std::fabs(xm[k]);
-        finite = finite && a <= std::numeric_limits<float>::max();
-        amax = a > amax ? a : amax;
-      }
+      const int64_t k0 = g * kInt8Group, len = std::min(K - k0, kInt8Group);
       int8_t* qg = q + m * Kp + k0;
-      const float inv = finite && amax > 0.0f ? 127.0f / amax : 0.0f;
-      for (int64_t k = k0; k < k1; ++k) {
-        const float v = std::nearbyint(xm[k] * inv);
-        qg[k - k0] = int8_t(std::fmax(-127.0f, std::fmin(127.0f, v)));
-      }
-      for (int64_t k = k1; k < k0 + kInt8Group; ++k) qg[k - k0] = 0;
-      // A non-finite activation makes its outputs NaN, as fp32 arithmetic would.
-      scale[m * G + g] = finite ? int8_scale_of(amax) : std::numeric_limits<float>::quiet_NaN();
+      for (int64_t k = len; k < kInt8Group; ++k) qg[k] = 0;
+      // A non-finite activation makes its outputs NaN (scale NaN), as fp32 would.
+      scale[m * G + g] = quantize_int8_group(x + m * K + k0, len, qg);
       int32_t* cg = corr + (m * G + g) * 16;
       for (int i = 0; i < 16; ++i)
         cg[i] = 128 * (int32_t(qg[4 * i]) + qg[4 * i + 1] + qg[4 * i + 2] + qg[4 * i + 3]);
