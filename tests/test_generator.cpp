@@ -352,6 +352,10 @@ TEST(GeneratorVsOracle, Int8WeightsNeedFp32ActivationsOnTheCpu) {
   CpuBackend fp32(CpuBackendOptions{DType::f32, 0});
   EXPECT_TRUE(fp32.caps().int8_linear);
   EXPECT_NO_THROW(DeviceWeights(fp32, c, params.data(), WeightFormat::int8));
+  // A non-finite weight: InputError before anything is allocated (ASan checks the leak).
+  std::vector<float> bad = params;
+  bad[ParamLayout(c).layer(1).w2 + 3] = std::nanf("");
+  EXPECT_THROW(DeviceWeights(fp32, c, bad.data(), WeightFormat::int8), InputError);
 }
 
 // The comparison above can fail: a decoder whose RoPE uses another theta, or one

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "backend/int8_weights.h"
 #include "core/error.h"
@@ -46,31 +48,40 @@ DeviceWeights::DeviceWeights(Backend& backend, const ModelConfig& config, const 
       fail_input("--weights", "int8 layers take fp32 activations", "--dtype fp32",
                  dtype_name(dt));
   }
-  params_ = static_cast<float*>(backend.alloc(size_t(n) * sizeof(float)));
-  bytes_ = size_t(n) * sizeof(float);
-  backend.upload(params_, host_params, size_t(n) * sizeof(float));
-  for (const GemmTensor& g : gemms) gemm_bytes_ += size_t(g.rows * g.cols) * dtype_size(dt);
+  // Quantized on the host first: a non-finite weight throws before anything is allocated.
+  std::vector<uint8_t> host_int8;
+  std::vector<std::pair<size_t, size_t>> int8_at;  // per GEMM tensor: q and scale offsets
   if (format == WeightFormat::int8) {
     size_t q_bytes = 0, s_bytes = 0;
     for (const GemmTensor& g : gemms) {
       q_bytes += int8_q_bytes(g.rows, g.cols);
       s_bytes += int8_scale_bytes(g.rows, g.cols);
     }
-    std::vector<uint8_t> host(q_bytes + s_bytes);
-    int8_q_ = backend.alloc(host.size());
-    bytes_ += host.size();
-    gemm_bytes_ = host.size();
+    host_int8.resize(q_bytes + s_bytes);
     size_t q_at = 0, s_at = q_bytes;
     for (const GemmTensor& g : gemms) {
-      quantize_int8_weights(host.data() + q_at, reinterpret_cast<float*>(host.data() + s_at),
+      quantize_int8_weights(host_int8.data() + q_at,
+                            reinterpret_cast<float*>(host_int8.data() + s_at),
                             host_params + g.offset, g.rows, g.cols);
-      const char* base = static_cast<const char*>(int8_q_);
-      int8_.push_back({reinterpret_cast<const uint8_t*>(base + q_at),
-                       reinterpret_cast<const float*>(base + s_at)});
+      int8_at.emplace_back(q_at, s_at);
       q_at += int8_q_bytes(g.rows, g.cols);
       s_at += int8_scale_bytes(g.rows, g.cols);
     }
-    backend.upload(int8_q_, host.data(), host.size());
+  }
+  params_ = static_cast<float*>(backend.alloc(size_t(n) * sizeof(float)));
+  bytes_ = size_t(n) * sizeof(float);
+  backend.upload(params_, host_params, size_t(n) * sizeof(float));
+  if (format == WeightFormat::int8) {
+    int8_q_ = backend.alloc(host_int8.size());
+    backend.upload(int8_q_, host_int8.data(), host_int8.size());
+    bytes_ += host_int8.size();
+    gemm_bytes_ = host_int8.size();
+    const char* base = static_cast<const char*>(int8_q_);
+    for (const auto& [q_at, s_at] : int8_at)
+      int8_.push_back({reinterpret_cast<const uint8_t*>(base + q_at),
+                       reinterpret_cast<const float*>(base + s_at)});
+  } else {
+    for (const GemmTensor& g : gemms) gemm_bytes_ += size_t(g.rows * g.cols) * dtype_size(dt);
   }
   if (dt == DType::f32) {
     compute_ = params_;
